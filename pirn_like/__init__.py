@@ -1,0 +1,122 @@
+"""pirn_like: a typed, async, graph-of-knots DAG framework with content-addressed lineage.
+
+Wire knots into a ``Tapestry`` by passing one knot as a keyword argument of another,
+then ``await tapestry.run(RunRequest(...))``. Every knot ends ``Ok``, ``Err`` or
+``Skipped`` and leaves a ``KnotLineage`` record keyed by sha256 content hashes.
+"""
+
+from pirn_like._errors import (
+    ClosedResourceError,
+    CycleError,
+    KnotDefinitionError,
+    KnotTimeoutError,
+    MapItemsFailedError,
+    MissingExtraError,
+    ParameterError,
+    ParentFailedError,
+    PirnLikeError,
+    SubTapestryError,
+    UnhashableValueError,
+    WiringError,
+)
+from pirn_like._exports import publish
+from pirn_like._ids import ContentHash, KnotId, RunId
+from pirn_like._tapestry import Tapestry
+from pirn_like._version import __version__
+from pirn_like.backends import InMemoryDataStore, InMemoryHistory, InMemoryStore
+from pirn_like.core._codecs import Codec, CodecRegistry, register_codec
+from pirn_like.core._config import ErrorPolicy, KnotConfig, RetryPolicy
+from pirn_like.core._events import KnotFinished, KnotStarted, RunEvent, RunFinished, RunStarted
+from pirn_like.core._hashing import content_hash
+from pirn_like.core._knot import Knot, Optional, Parameter, Ref, knot
+from pirn_like.core._records import (
+    KnotLineage,
+    RunRecord,
+    RunRequest,
+    RunResult,
+    RunStatus,
+    StatusEvent,
+)
+from pirn_like.core._results import Err, ExceptionRecord, Ok, Outcome, Result, Skipped, SkipReason
+from pirn_like.dispatchers import LocalDispatcher, ThreadDispatcher
+from pirn_like.emitters import MemoryEmitter
+from pirn_like.nodes import (
+    Aggregator,
+    Branch,
+    DictMap,
+    Gate,
+    Map,
+    Reduce,
+    Sink,
+    Source,
+    SubTapestry,
+    ZipMap,
+)
+
+__all__ = [
+    "Aggregator",
+    "Branch",
+    "ClosedResourceError",
+    "Codec",
+    "CodecRegistry",
+    "ContentHash",
+    "CycleError",
+    "DictMap",
+    "Err",
+    "ErrorPolicy",
+    "ExceptionRecord",
+    "Gate",
+    "InMemoryDataStore",
+    "InMemoryHistory",
+    "InMemoryStore",
+    "Knot",
+    "KnotConfig",
+    "KnotDefinitionError",
+    "KnotFinished",
+    "KnotId",
+    "KnotLineage",
+    "KnotStarted",
+    "KnotTimeoutError",
+    "LocalDispatcher",
+    "Map",
+    "MapItemsFailedError",
+    "MemoryEmitter",
+    "MissingExtraError",
+    "Ok",
+    "Optional",
+    "Outcome",
+    "Parameter",
+    "ParameterError",
+    "ParentFailedError",
+    "PirnLikeError",
+    "Reduce",
+    "Ref",
+    "Result",
+    "RetryPolicy",
+    "RunEvent",
+    "RunFinished",
+    "RunId",
+    "RunRecord",
+    "RunRequest",
+    "RunResult",
+    "RunStarted",
+    "RunStatus",
+    "Sink",
+    "SkipReason",
+    "Skipped",
+    "Source",
+    "StatusEvent",
+    "SubTapestry",
+    "SubTapestryError",
+    "Tapestry",
+    "ThreadDispatcher",
+    "UnhashableValueError",
+    "WiringError",
+    "ZipMap",
+    "__version__",
+    "content_hash",
+    "knot",
+    "register_codec",
+]
+
+publish(__name__, globals(), __all__)

@@ -1,0 +1,111 @@
+"""The pirn_like exception tree.
+
+::
+
+    PirnLikeError
+    ├── KnotDefinitionError (TypeError)   a Knot class or @knot function cannot be used
+    ├── WiringError (ValueError)          a tapestry is wired wrongly
+    │   └── CycleError                    the graph has a ring (named in the message)
+    ├── ParameterError (ValueError)       a RunRequest's parameters do not fit the tapestry
+    ├── UnhashableValueError (TypeError)  a value has no codec for content hashing
+    ├── KnotTimeoutError (TimeoutError)   a knot passed its deadline
+    ├── ParentFailedError                 a parent failed under REQUIRE_ALL_PARENTS
+    ├── MapItemsFailedError               items of a Map / ZipMap / DictMap failed
+    ├── SubTapestryError                  the inner run of a SubTapestry failed
+    ├── MissingExtraError (ImportError)   an optional dependency is not installed
+    └── ClosedResourceError (RuntimeError) a backend, dispatcher or tapestry was used after close
+
+Every message says what is wrong, with the offending value, and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ClosedResourceError",
+    "CycleError",
+    "KnotDefinitionError",
+    "KnotTimeoutError",
+    "MapItemsFailedError",
+    "MissingExtraError",
+    "ParameterError",
+    "ParentFailedError",
+    "PirnLikeError",
+    "SubTapestryError",
+    "UnhashableValueError",
+    "WiringError",
+]
+
+
+class PirnLikeError(Exception):
+    """Base class of every error pirn_like raises on purpose."""
+
+
+class KnotDefinitionError(PirnLikeError, TypeError):
+    """A Knot subclass or ``@knot`` function cannot be used as written."""
+
+
+class WiringError(PirnLikeError, ValueError):
+    """A knot or tapestry is wired wrongly (ids, inputs, references)."""
+
+
+class CycleError(WiringError):
+    """The graph contains a ring; ``ring`` lists the knot ids around it."""
+
+    def __init__(self, ring: Sequence[str]) -> None:
+        self.ring: tuple[str, ...] = tuple(ring)
+        path = " -> ".join([*self.ring, self.ring[0]])
+        super().__init__(f"the tapestry has a cycle: {path}; a knot cannot depend on itself")
+
+
+class ParameterError(PirnLikeError, ValueError):
+    """A RunRequest's parameters are unknown, missing or of the wrong type."""
+
+
+class UnhashableValueError(PirnLikeError, TypeError):
+    """A value has no codec, so it cannot be content-hashed."""
+
+    def __init__(self, type_name: str, *, where: str | None = None) -> None:
+        self.type_name = type_name
+        self.where = where
+        place = f"{where}: " if where else ""
+        super().__init__(
+            f"{place}cannot content-hash a value of type {type_name!r}: no codec is registered "
+            f"for it. Register one with pirn_like.register_codec({type_name.rsplit('.', 1)[-1]}, "
+            "reduce=lambda v: <plain data that identifies v>), or return plain data, a "
+            "dataclass or a pydantic model."
+        )
+
+    def located(self, where: str) -> UnhashableValueError:
+        """A copy of this error that names where the value came from."""
+        return UnhashableValueError(self.type_name, where=where)
+
+
+class KnotTimeoutError(PirnLikeError, TimeoutError):
+    """A knot did not finish before its timeout."""
+
+
+class ParentFailedError(PirnLikeError):
+    """A knot under ``REQUIRE_ALL_PARENTS`` had a parent that failed or was skipped."""
+
+
+class MapItemsFailedError(PirnLikeError):
+    """One or more items of a fan-out failed."""
+
+
+class SubTapestryError(PirnLikeError):
+    """The inner run of a SubTapestry did not succeed."""
+
+
+class MissingExtraError(PirnLikeError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the {module!r} package: pip install 'pirn-like[{extra}]'"
+        )
+
+
+class ClosedResourceError(PirnLikeError, RuntimeError):
+    """A backend, dispatcher or tapestry was used after it was closed."""

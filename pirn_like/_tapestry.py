@@ -1,0 +1,264 @@
+"""The Tapestry: where knots are registered and from where they run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from contextvars import Token
+from typing import Any, Self
+
+from pirn_like._errors import ClosedResourceError, ParameterError, UnhashableValueError, WiringError
+from pirn_like._ids import ContentHash, KnotId
+from pirn_like.backends import InMemoryHistory, InMemoryStore
+from pirn_like.core._hashing import content_hash
+from pirn_like.core._knot import Knot, Parameter, Registrar, _current_registrar
+from pirn_like.core._plan import RunPlan, build_plan
+from pirn_like.core._records import RunRequest, RunResult
+from pirn_like.dispatchers import LocalDispatcher
+from pirn_like.engine._run import RunSettings, execute_run
+from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
+
+__all__ = ["Tapestry"]
+
+_UNSET: Any = object()
+
+
+class Tapestry:
+    """A workspace of knots and the backends its runs use.
+
+    Knots built inside ``with Tapestry() as t:`` register into ``t``; ``t.run(request)``
+    runs every knot reachable from the terminals (by default the knots nothing else
+    consumes). ``async with Tapestry(...) as t:`` also opens the backends, dispatcher
+    and emitters up front and closes them at the end; otherwise they are opened on the
+    first run and closed by ``await t.aclose()``.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: TapestryStore | None = None,
+        history: RunHistory | None = None,
+        data_store: DataStore | None = None,
+        dispatcher: Dispatcher | None = None,
+        emitters: Sequence[Emitter] = (),
+        max_concurrency: int | None = None,
+        tag_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        self._store: TapestryStore = store if store is not None else InMemoryStore()
+        self._history: RunHistory = history if history is not None else InMemoryHistory()
+        self._data_store = data_store
+        self._dispatcher: Dispatcher = dispatcher if dispatcher is not None else LocalDispatcher()
+        self._emitters = tuple(emitters)
+        self._max_concurrency = max_concurrency
+        self._tag_limits = dict(tag_limits or {})
+        self._tokens: list[Token[Registrar | None]] = []
+        self._plans: dict[tuple[int, tuple[str, ...] | None], RunPlan] = {}
+        self._resources: AsyncExitStack | None = None
+        self._closed = False
+
+    # -- registration -----------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self._tokens.append(_current_registrar.set(self))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current_registrar.reset(self._tokens.pop())
+
+    def register(self, knot: Knot) -> Knot:
+        """Add ``knot`` to this tapestry; returns it. Duplicate ids are refused."""
+        if not isinstance(knot, Knot):
+            raise WiringError(f"register() takes a Knot, got {type(knot).__name__} {knot!r}")
+        self._store.add(knot)
+        return knot
+
+    @property
+    def knots(self) -> Mapping[KnotId, Knot]:
+        """The registered knots by id."""
+        return self._store.knots()
+
+    def __getitem__(self, knot_id: str) -> Knot:
+        knot = self._store.get(knot_id)
+        if knot is None:
+            raise KeyError(f"no knot {knot_id!r} in this tapestry")
+        return knot
+
+    @property
+    def store(self) -> TapestryStore:
+        return self._store
+
+    @property
+    def history(self) -> RunHistory:
+        return self._history
+
+    @property
+    def data_store(self) -> DataStore | None:
+        return self._data_store
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._dispatcher
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self.__enter__()
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
+        await self.aclose()
+
+    async def _open(self) -> None:
+        if self._closed:
+            raise ClosedResourceError("this tapestry was closed; build a new one")
+        if self._resources is not None:
+            return
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            for part in (self._history, self._data_store, self._dispatcher, *self._emitters):
+                if part is not None:
+                    await stack.enter_async_context(part)
+        except BaseException:
+            await stack.aclose()
+            raise
+        if self._resources is None:
+            self._resources = stack
+        else:  # another task opened them while we awaited
+            await stack.aclose()
+
+    async def aclose(self) -> None:
+        """Close the backends, dispatcher and emitters this tapestry opened."""
+        self._closed = True
+        stack, self._resources = self._resources, None
+        if stack is not None:
+            await stack.aclose()
+
+    # -- running ----------------------------------------------------------------
+
+    def plan(self, terminals: Knot | str | Sequence[Knot | str] | None = None) -> RunPlan:
+        """The validated plan a run with these terminals executes (cached per graph)."""
+        if terminals is not None and not isinstance(terminals, Sequence | Knot):
+            raise WiringError(f"terminals must be knots or knot ids, got {terminals!r}")
+        if isinstance(terminals, Knot | str):
+            terminals = [terminals]
+        key_terms = None if terminals is None else tuple(_terminal_key(t) for t in terminals)
+        key = (self._store.version, key_terms)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = build_plan(self._store.knots(), terminals)
+            if len(self._plans) > 64:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    async def run(
+        self,
+        request: RunRequest | None = None,
+        *,
+        terminals: Knot | str | Sequence[Knot | str] | None = None,
+        extensible: bool = False,
+        dispatcher: Dispatcher | None = None,
+        max_concurrency: int | None = _UNSET,
+        tag_limits: Mapping[str, int] | None = None,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """Run the graph and return its ``RunResult``.
+
+        Everything is validated before any knot runs (wiring, cycles, parameters).
+        ``extensible=True`` merges knots registered while the run is in progress.
+        ``timeout`` (seconds) cancels what is still running and ends the run as
+        ``timed_out``. Cancelling the calling task cancels running knots, records
+        them as cancelled, and re-raises.
+        """
+        request = request if request is not None else RunRequest()
+        plan = self.plan(terminals)
+        params = self._validate_parameters(plan, request)
+        await self._open()
+        settings = RunSettings(
+            dispatcher=dispatcher if dispatcher is not None else self._dispatcher,
+            history=self._history,
+            data_store=self._data_store,
+            emitters=self._emitters,
+            max_concurrency=(
+                self._max_concurrency if max_concurrency is _UNSET else max_concurrency
+            ),
+            tag_limits=self._tag_limits if tag_limits is None else tag_limits,
+            timeout=timeout,
+            store=self._store,
+            new_store=InMemoryStore,
+        )
+        return await execute_run(
+            plan,
+            request,
+            settings,
+            extensible=extensible,
+            terminals_explicit=terminals is not None,
+            params=params,
+        )
+
+    def _validate_parameters(
+        self, plan: RunPlan, request: RunRequest
+    ) -> dict[str, tuple[object, ContentHash]]:
+        given = request.parameters
+        known = {k.name for k in self._store.knots().values() if isinstance(k, Parameter)}
+        known.update(plan.parameters)
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ParameterError(
+                f"unknown parameter {', '.join(map(repr, unknown))}; "
+                f"this tapestry declares: {sorted(known)}"
+            )
+        values: dict[str, tuple[object, ContentHash]] = {}
+        for name, param in plan.parameters.items():
+            if name in given:
+                value = _coerce(plan, param, given[name])
+            elif param.has_default:
+                value = param.default
+            else:
+                raise ParameterError(
+                    f"missing required parameter {name!r} ({_type_name(param.type_)}): "
+                    f"pass RunRequest(parameters={{{name!r}: ...}}); used by "
+                    f"{_consumers(plan, param)}"
+                )
+            try:
+                values[name] = (value, content_hash(value))
+            except UnhashableValueError as exc:
+                raise ParameterError(str(exc.located(f"parameter {name!r}"))) from None
+        return values
+
+
+def _terminal_key(t: Knot | str) -> str:
+    return t.id if isinstance(t, Knot) else str(t)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", repr(tp))
+
+
+def _consumers(plan: RunPlan, param: Parameter) -> list[str]:
+    i = plan.index[param.id]
+    return [plan.nodes[c].knot.id for c in plan.children[i]]
+
+
+def _coerce(plan: RunPlan, param: Parameter, value: object) -> object:
+    if param.type_ is object or param.type_ is Any:
+        return value
+    adapter = param.__dict__.get("_adapter")
+    if adapter is None:
+        from pydantic import TypeAdapter
+
+        adapter = TypeAdapter(param.type_)
+        param.__dict__["_adapter"] = adapter
+    from pydantic import ValidationError
+
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors())
+        raise ParameterError(
+            f"parameter {param.name!r} (knot {param.id!r}) expects {_type_name(param.type_)}, "
+            f"got {type(value).__name__} {value!r}: {problems}; used by {_consumers(plan, param)}"
+        ) from None

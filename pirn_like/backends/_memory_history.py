@@ -1,0 +1,64 @@
+"""Runs and lineage kept in memory, indexed for lineage queries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Self
+
+from pirn_like.core._records import KnotLineage, RunRecord, RunStatus
+
+__all__ = ["InMemoryHistory"]
+
+
+class InMemoryHistory:
+    """The default RunHistory. Lost when the process ends; indexes every hash it sees."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunRecord] = {}
+        self._by_run: defaultdict[str, list[KnotLineage]] = defaultdict(list)
+        self._by_output: defaultdict[str, list[KnotLineage]] = defaultdict(list)
+        self._by_input: defaultdict[str, list[KnotLineage]] = defaultdict(list)
+        self._by_knot: defaultdict[str, list[KnotLineage]] = defaultdict(list)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def record_run_started(self, run: RunRecord) -> None:
+        self._runs[run.run_id] = run
+
+    async def record_run_finished(self, run: RunRecord) -> None:
+        self._runs[run.run_id] = run
+
+    async def record_lineage(self, records: Sequence[KnotLineage]) -> None:
+        for rec in records:
+            self._by_run[rec.run_id].append(rec)
+            self._by_knot[rec.knot_id].append(rec)
+            if rec.output_hash is not None:
+                self._by_output[rec.output_hash].append(rec)
+            for h in set(rec.parent_input_hashes.values()):
+                self._by_input[h].append(rec)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        return self._runs.get(run_id)
+
+    async def list_runs(
+        self, *, limit: int = 100, status: RunStatus | None = None
+    ) -> list[RunRecord]:
+        runs = [r for r in reversed(self._runs.values()) if status is None or r.status is status]
+        return runs[:limit]
+
+    async def get_lineage(self, run_id: str) -> list[KnotLineage]:
+        return list(self._by_run.get(run_id, ()))
+
+    async def query_lineage_by_output_hash(self, output_hash: str) -> list[KnotLineage]:
+        return list(self._by_output.get(output_hash, ()))
+
+    async def query_lineage_by_input_hash(self, input_hash: str) -> list[KnotLineage]:
+        return list(self._by_input.get(input_hash, ()))
+
+    async def query_lineage_by_knot_id(self, knot_id: str) -> list[KnotLineage]:
+        return list(self._by_knot.get(knot_id, ()))

@@ -1,0 +1,1 @@
+"""The pure model of pirn_like: knots, results, records and hashing; no I/O."""

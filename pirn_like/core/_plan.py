@@ -1,0 +1,166 @@
+"""A run plan: the validated, immutable graph one run executes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pirn_like._errors import CycleError, WiringError
+from pirn_like._ids import KnotId
+from pirn_like.core._knot import Knot, Optional, Parameter, Ref
+
+__all__ = ["PlanNode", "RunPlan", "build_plan"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanNode:
+    """One knot of a plan with its wiring resolved to plan indices."""
+
+    index: int
+    knot: Knot
+    inputs: tuple[tuple[str, int], ...]
+    """(input name, parent index) for every knot-valued input."""
+    parent_count: int
+    """Distinct parents: the node is ready once this many have settled."""
+    optional: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunPlan:
+    """Nodes in a topological order, with children lists and the roots to start from."""
+
+    nodes: tuple[PlanNode, ...]
+    children: tuple[tuple[int, ...], ...]
+    roots: tuple[int, ...]
+    terminals: tuple[KnotId, ...]
+    parameters: Mapping[str, Parameter]
+    index: Mapping[KnotId, int]
+
+
+def _resolve(parent: Knot | Ref, registered: Mapping[KnotId, Knot], owner: Knot, name: str) -> Knot:
+    if isinstance(parent, Knot):
+        return parent
+    found = registered.get(KnotId(parent.knot_id))
+    if found is None:
+        raise WiringError(
+            f"knot {owner.id!r} input {name!r} refers to Ref({parent.knot_id!r}), "
+            f"but no knot with that id is registered"
+        )
+    return found
+
+
+def _name_cycle(knots: Iterable[Knot], registered: Mapping[KnotId, Knot]) -> CycleError:
+    import networkx as nx  # only on the error path: keeps `import pirn_like` light
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    for k in knots:
+        for name, parent in k.parents.items():
+            graph.add_edge(_resolve(parent, registered, k, name).id, k.id)
+    ring = [edge[0] for edge in nx.find_cycle(graph)]
+    return CycleError(ring)
+
+
+def build_plan(
+    registered: Mapping[KnotId, Knot], terminals: Sequence[Knot | str] | None
+) -> RunPlan:
+    """Walk back from ``terminals`` (default: knots nothing consumes) and order the graph.
+
+    Raises ``WiringError`` for unknown terminals, dangling refs and duplicate ids, and
+    ``CycleError`` naming the ring.
+    """
+    if terminals is None:
+        consumed: set[KnotId] = set()
+        for k in registered.values():
+            for name, parent in k.parents.items():
+                consumed.add(_resolve(parent, registered, k, name).id)
+        roots_out = [k for k in registered.values() if k.id not in consumed]
+        if not roots_out and registered:
+            raise _name_cycle(registered.values(), registered)
+    else:
+        roots_out = []
+        for t in terminals:
+            if isinstance(t, Knot):
+                roots_out.append(t)
+            elif isinstance(t, str) and (found := registered.get(KnotId(t))) is not None:
+                roots_out.append(found)
+            else:
+                raise WiringError(
+                    f"terminal {t!r} is not a knot registered in this tapestry; "
+                    f"registered: {sorted(registered)[:20]}"
+                )
+
+    # Depth-first post-order from the terminals gives a topological order; a node
+    # met again while still on the stack closes a ring.
+    order: list[Knot] = []
+    state: dict[int, int] = {}  # id(knot) -> 1 visiting, 2 done
+    by_id: dict[KnotId, Knot] = {}
+    for root in roots_out:
+        stack: list[tuple[Knot, list[Knot]]] = []
+        if state.get(id(root)) == 2:
+            continue
+        state[id(root)] = 1
+        stack.append((root, _parents_of(root, registered)))
+        while stack:
+            node, pending = stack[-1]
+            if pending:
+                parent = pending.pop()
+                mark = state.get(id(parent))
+                if mark == 1:
+                    raise _name_cycle([n for n, _ in stack] + [parent], registered)
+                if mark is None:
+                    state[id(parent)] = 1
+                    stack.append((parent, _parents_of(parent, registered)))
+                continue
+            stack.pop()
+            state[id(node)] = 2
+            other = by_id.get(node.id)
+            if other is not None and other is not node:
+                raise WiringError(
+                    f"two different knots have the id {node.id!r} ({other!r} and {node!r}); "
+                    "knot ids must be unique in a tapestry"
+                )
+            by_id[node.id] = node
+            order.append(node)
+
+    if terminals is None and len(order) < len(registered):
+        # Every knot is either consumed or a terminal, so a knot no terminal reaches
+        # can only sit in (or feed) a ring.
+        raise _name_cycle([k for k in registered.values() if k.id not in by_id], registered)
+    index = {k.id: i for i, k in enumerate(order)}
+    children: list[list[int]] = [[] for _ in order]
+    nodes: list[PlanNode] = []
+    roots: list[int] = []
+    params: dict[str, Parameter] = {}
+    for i, k in enumerate(order):
+        inputs = tuple(
+            (name, index[_resolve(p, registered, k, name).id]) for name, p in k.parents.items()
+        )
+        distinct = sorted({p for _, p in inputs})
+        for p in distinct:
+            children[p].append(i)
+        if not distinct:
+            roots.append(i)
+        if isinstance(k, Parameter):
+            params[k.name] = k
+        _ = k.config_hash  # hashes constants now, so an unhashable one fails before any run
+        nodes.append(
+            PlanNode(
+                index=i,
+                knot=k,
+                inputs=inputs,
+                parent_count=len(distinct),
+                optional=isinstance(k, Optional),
+            )
+        )
+    return RunPlan(
+        nodes=tuple(nodes),
+        children=tuple(tuple(c) for c in children),
+        roots=tuple(roots),
+        terminals=tuple(k.id for k in roots_out),
+        parameters=params,
+        index=index,
+    )
+
+
+def _parents_of(knot: Knot, registered: Mapping[KnotId, Knot]) -> list[Knot]:
+    return [_resolve(p, registered, knot, name) for name, p in reversed(list(knot.parents.items()))]

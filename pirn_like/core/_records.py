@@ -1,0 +1,171 @@
+"""Records of runs: the request, the result, lineage, status events and run summaries."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pirn_like._ids import ContentHash, KnotId, RunId
+from pirn_like.core._results import ExceptionRecord, Outcome, Result, SkipReason
+
+__all__ = [
+    "KnotLineage",
+    "RunRecord",
+    "RunRequest",
+    "RunResult",
+    "RunStatus",
+    "StatusEvent",
+]
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run stands, or how it ended."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+class RunRequest(BaseModel):
+    """What to run: parameter values and the run's identity.
+
+    ``run_id`` is generated when omitted. ``trigger`` describes what started the run
+    (kind, source, message id, ...) and is kept in history.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    run_id: str | None = None
+    trigger: dict[str, Any] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    parent_run_id: str | None = None
+    parent_knot_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KnotLineage:
+    """What one knot execution consumed and produced, by content hash.
+
+    ``knot_config_hash`` covers the knot's class, constants and output-relevant
+    config; ``parent_input_hashes`` maps each input name to the hash of the value it
+    received; ``execution_hash`` combines both, so two executions with equal
+    ``execution_hash`` did the same work on the same data. ``output_hash`` is set
+    when the outcome is ``ok``.
+    """
+
+    run_id: RunId
+    knot_id: KnotId
+    knot_class: str
+    knot_config_hash: ContentHash
+    parent_input_hashes: Mapping[str, ContentHash]
+    parent_knot_ids: Mapping[str, KnotId]
+    execution_hash: ContentHash
+    output_hash: ContentHash | None
+    outcome: Outcome
+    skip_reason: SkipReason | None
+    skip_detail: str | None
+    error_record_id: str | None
+    dispatcher: str
+    started_at: datetime
+    finished_at: datetime
+    attempts: int
+    pirn_like_version: str
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to finish."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """A knot entered ``state`` (``running`` or its final outcome) at ``occurred_at``."""
+
+    run_id: RunId
+    knot_id: KnotId
+    state: str
+    occurred_at: datetime
+
+
+class RunRecord(BaseModel):
+    """A run as kept in history: its identity, status and summary (no values)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    terminals: list[str] = Field(default_factory=list)
+    parameter_hashes: dict[str, str] = Field(default_factory=dict)
+    trigger: dict[str, Any] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    parent_run_id: str | None = None
+    parent_knot_id: str | None = None
+    knot_count: int = 0
+    error_ids: list[str] = Field(default_factory=list)
+    pirn_like_version: str = ""
+
+
+class RunResult(BaseModel):
+    """Everything one run produced.
+
+    ``outputs`` holds the value of every knot that ended ``Ok`` (parameters included,
+    as ``param:<name>``); ``results`` the three-way result of every knot.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    run_id: str
+    status: RunStatus
+    terminals_requested: list[str]
+    outputs: dict[str, Any]
+    results: dict[str, Any]
+    skipped: list[str]
+    exceptions: list[ExceptionRecord]
+    lineage: list[KnotLineage]
+    started_at: datetime
+    finished_at: datetime
+    dispatcher: str
+    trigger: dict[str, Any] | None = None
+    parent_run_id: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the run finished and no knot failed."""
+        return self.status is RunStatus.SUCCEEDED
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds each knot took, by knot id."""
+        return {rec.knot_id: rec.duration for rec in self.lineage}
+
+    @property
+    def status_events(self) -> list[StatusEvent]:
+        """Each knot's start and end, in time order."""
+        events: list[StatusEvent] = []
+        for rec in self.lineage:
+            if rec.outcome is not Outcome.SKIPPED:
+                events.append(StatusEvent(rec.run_id, rec.knot_id, "running", rec.started_at))
+            events.append(StatusEvent(rec.run_id, rec.knot_id, rec.outcome.value, rec.finished_at))
+        events.sort(key=lambda e: e.occurred_at)
+        return events
+
+    def result(self, knot_id: str) -> Result[Any]:
+        """The three-way result of ``knot_id``."""
+        return self.results[knot_id]
+
+    def lineage_for(self, knot_id: str) -> KnotLineage:
+        """The lineage record of ``knot_id`` in this run."""
+        for rec in self.lineage:
+            if rec.knot_id == knot_id:
+                return rec
+        raise KeyError(knot_id)

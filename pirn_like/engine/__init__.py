@@ -1,0 +1,1 @@
+"""The engine: plans runs, schedules knots by readiness, records lineage and events."""

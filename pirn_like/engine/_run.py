@@ -1,0 +1,671 @@
+"""One run of a plan: readiness scheduling, error policies, lineage and events.
+
+A knot starts as soon as its own parents have settled: each node keeps a count of
+unsettled parents, and the parent that settles last starts it. There are no waves,
+so a slow knot never holds back an unrelated one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+from anyio.abc import TaskGroup, TaskStatus
+
+from pirn_like._errors import ParentFailedError, UnhashableValueError
+from pirn_like._ids import ContentHash, KnotId, RunId
+from pirn_like._version import __version__
+from pirn_like.core._config import ErrorPolicy
+from pirn_like.core._events import KnotFinished, KnotStarted, RunEvent, RunFinished, RunStarted
+from pirn_like.core._hashing import combine_hashes, content_hash
+from pirn_like.core._knot import Knot, Optional, Parameter, Ref, registering_into
+from pirn_like.core._plan import PlanNode, RunPlan, build_plan
+from pirn_like.core._records import KnotLineage, RunRecord, RunRequest, RunResult, RunStatus
+from pirn_like.core._results import (
+    Err,
+    ExceptionRecord,
+    Ok,
+    Outcome,
+    Result,
+    Skipped,
+    SkipReason,
+)
+from pirn_like.core._runtime import ItemTarget
+from pirn_like.engine._execute import Attempts, CallSite, Limits, call_knot
+from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
+
+__all__ = ["RunSettings", "execute_run", "new_run_id"]
+
+_log = logging.getLogger("pirn_like.engine")
+_now = partial(datetime.now, UTC)
+_FLUSH_BATCH = 512
+_FLUSH_INTERVAL = 1.0
+_DEFAULT_ITEM_CONCURRENCY = 512
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSettings:
+    """The parts and limits one run uses."""
+
+    dispatcher: Dispatcher
+    history: RunHistory
+    data_store: DataStore | None = None
+    emitters: Sequence[Emitter] = ()
+    max_concurrency: int | None = None
+    tag_limits: Mapping[str, int] = field(default_factory=dict[str, int])
+    timeout: float | None = None
+    store: TapestryStore | None = None
+    """Watched for new knots when the run is extensible."""
+    new_store: Callable[[], TapestryStore] | None = None
+    """Makes the store of a nested run (SubTapestry)."""
+
+
+def _failure_hash(result: Result[Any]) -> ContentHash:
+    if isinstance(result, Err):
+        return content_hash(("err", result.record.type, result.record.message))
+    assert isinstance(result, Skipped)
+    return content_hash(("skipped", result.reason.value))
+
+
+class _Run:
+    """The mutable state of one run; never shared between runs."""
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        request: RunRequest,
+        run_id: RunId,
+        settings: RunSettings,
+        params: Mapping[str, tuple[object, ContentHash]],
+        extensible: bool,
+        terminals_explicit: bool,
+    ) -> None:
+        self.plan = plan
+        self.request = request
+        self._run_id = run_id
+        self.settings = settings
+        self.params = params
+        self.dispatcher = settings.dispatcher
+        self.dispatcher_name = settings.dispatcher.name
+        self.limits = Limits.create(settings.max_concurrency, settings.tag_limits)
+        self.has_limits = self.limits.run is not None or bool(self.limits.tags)
+        n = len(plan.nodes)
+        self.nodes: list[PlanNode] = list(plan.nodes)
+        self.children: list[list[int]] | tuple[tuple[int, ...], ...] = (
+            [list(c) for c in plan.children] if extensible else plan.children
+        )
+        self.index: dict[KnotId, int] = dict(plan.index) if extensible else {}
+        self.terminals: list[KnotId] = list(plan.terminals)
+        self.terminals_explicit = terminals_explicit
+        self.pending = [node.parent_count for node in plan.nodes]
+        self.results: list[Result[Any] | None] = [None] * n
+        self.hashes: list[ContentHash | None] = [None] * n
+        self.lineage: list[KnotLineage] = []
+        self.unflushed: list[KnotLineage] = []
+        self.flush_wanted = anyio.Event()
+        self.exceptions: list[ExceptionRecord] = []
+        self.tg: TaskGroup | None = None
+        self.send: Callable[[RunEvent], None] | None = None
+        self.loop_thread = threading.get_ident()
+        self.token: anyio.lowlevel.EventLoopToken | None = None
+
+    @property
+    def run_id(self) -> RunId:
+        return self._run_id
+
+    @property
+    def history(self) -> RunHistory:
+        return self.settings.history
+
+    # -- scheduling -------------------------------------------------------------
+
+    def start_ready(self, tg: TaskGroup) -> None:
+        self.tg = tg
+        for i in self.plan.roots:
+            tg.start_soon(self.run_node, i)
+
+    async def run_node(self, i: int) -> None:
+        node = self.nodes[i]
+        knot = node.knot
+        started = _now()
+        if self.send is not None:
+            self.send(KnotStarted(self.run_id, knot.id, started))
+        try:
+            result, out_hash, input_hashes, parent_ids, attempts = await self._settle(node)
+        except anyio.get_cancelled_exc_class():
+            self._record(
+                node, started, Skipped(SkipReason.BY_KNOT), None, {}, {}, 0, cancelled=True
+            )
+            raise
+        result = self._record(node, started, result, out_hash, input_hashes, parent_ids, attempts)
+        self.results[i] = result
+        self.hashes[i] = out_hash
+        if type(result) is Ok and self.settings.data_store is not None:
+            assert out_hash is not None
+            await self.settings.data_store.put(out_hash, result.value)
+        tg = self.tg
+        assert tg is not None
+        pending = self.pending
+        for c in self.children[i]:
+            pending[c] -= 1
+            if not pending[c]:
+                tg.start_soon(self.run_node, c)
+
+    async def _settle(
+        self, node: PlanNode
+    ) -> tuple[Result[Any], ContentHash | None, dict[str, ContentHash], dict[str, KnotId], int]:
+        """Decide a node's result: feed a parameter, apply the error policy, or call it."""
+        knot = node.knot
+        if isinstance(knot, Parameter):
+            value, value_hash = self.params[knot.name]
+            return Ok(value), value_hash, {}, {}, 0
+        policy = knot.config.error_policy
+        results = self.results
+        hashes = self.hashes
+        nodes = self.nodes
+        kwargs: dict[str, Any] = dict(knot.constants)
+        input_hashes: dict[str, ContentHash] = {}
+        parent_ids: dict[str, KnotId] = {}
+        failed: tuple[str, KnotId, Result[Any]] | None = None
+        for name, p in node.inputs:
+            r = results[p]
+            assert r is not None
+            parent_ids[name] = nodes[p].knot.id
+            if type(r) is Ok:
+                h = hashes[p]
+                assert h is not None
+                input_hashes[name] = h
+                kwargs[name] = r if policy is ErrorPolicy.RECEIVE_ERRORS else r.value
+            else:
+                input_hashes[name] = _failure_hash(r)
+                kwargs[name] = r
+                if failed is None:
+                    failed = (name, nodes[p].knot.id, r)
+        if failed is not None and policy is not ErrorPolicy.RECEIVE_ERRORS:
+            name, parent_id, r = failed
+            what = "failed" if isinstance(r, Err) else "was skipped"
+            detail = f"parent {parent_id!r} (input {name!r}) {what}"
+            if policy is ErrorPolicy.REQUIRE_ALL_PARENTS:
+                error = ParentFailedError(f"knot {knot.id!r} requires all parents: {detail}")
+                return self._err(knot, error), None, input_hashes, parent_ids, 0
+            reason = SkipReason.PARENT_FAILED if isinstance(r, Err) else SkipReason.PARENT_SKIPPED
+            return Skipped(reason, detail), None, input_hashes, parent_ids, 0
+
+        attempts = Attempts()
+        try:
+            if knot._execution == "custom":
+                attempts.count = 1
+                value = await knot._execute(kwargs, self)  # type: ignore[attr-defined]
+            else:
+                spec = type(knot)._spec
+                assert spec is not None
+                site = CallSite(
+                    run_id=self.run_id,
+                    knot_id=knot.id,
+                    target=knot.target(),
+                    spec=spec,
+                    config=knot.config,
+                    dispatcher=self.dispatcher,
+                    limiters=self.limits.for_knot(knot) if self.has_limits else _knot_limits(knot),
+                )
+                value = await call_knot(site, kwargs, attempts)
+        except Exception as exc:
+            return self._err(knot, exc), None, input_hashes, parent_ids, attempts.count
+        result, out_hash = self._as_result(knot, value)
+        return result, out_hash, input_hashes, parent_ids, attempts.count
+
+    def _err(self, knot: Knot, exc: BaseException) -> Err:
+        record = ExceptionRecord.from_exception(exc, knot_id=knot.id)
+        self.exceptions.append(record)
+        return Err(record)
+
+    def _as_result(self, knot: Knot, value: Any) -> tuple[Result[Any], ContentHash | None]:
+        if isinstance(value, Ok):
+            value = value.value
+        elif isinstance(value, Err):
+            self.exceptions.append(value.record)
+            return value, None
+        elif isinstance(value, Skipped):
+            return value, None
+        try:
+            return Ok(value), content_hash(value)
+        except UnhashableValueError as exc:
+            error = exc.located(f"knot {knot.id!r} output")
+            return self._err(knot, error), None
+
+    # -- recording --------------------------------------------------------------
+
+    def _record(
+        self,
+        node: PlanNode,
+        started: datetime,
+        result: Result[Any],
+        out_hash: ContentHash | None,
+        input_hashes: dict[str, ContentHash],
+        parent_ids: dict[str, KnotId],
+        attempts: int,
+        *,
+        cancelled: bool = False,
+    ) -> Result[Any]:
+        """Append the node's lineage; returns its result as downstream sees it."""
+        knot = node.knot
+        if node.optional and type(result) is Err:
+            self.exceptions.remove(result.record)
+            rec = result.record
+            result = Skipped(SkipReason.OPTIONAL_FAILED, f"{rec.type}: {rec.message} [{rec.id}]")
+            error_id: str | None = rec.id
+        else:
+            error_id = result.record.id if type(result) is Err else None
+        self._append(
+            knot.id,
+            knot.knot_class,
+            knot.config_hash,
+            input_hashes,
+            parent_ids,
+            result,
+            out_hash,
+            error_id,
+            started,
+            attempts,
+            cancelled,
+        )
+        return result
+
+    def _append(
+        self,
+        knot_id: KnotId,
+        knot_class: str,
+        config_hash: ContentHash,
+        input_hashes: Mapping[str, ContentHash],
+        parent_ids: Mapping[str, KnotId],
+        result: Result[Any],
+        out_hash: ContentHash | None,
+        error_id: str | None,
+        started: datetime,
+        attempts: int,
+        cancelled: bool,
+    ) -> KnotLineage:
+        if input_hashes:
+            parts: list[str] = [config_hash]
+            parts.extend(f"{k}={input_hashes[k]}" for k in sorted(input_hashes))
+            execution_hash = combine_hashes(parts)
+        else:
+            execution_hash = config_hash
+        skipped = type(result) is Skipped and not cancelled
+        record = KnotLineage(
+            run_id=self.run_id,
+            knot_id=knot_id,
+            knot_class=knot_class,
+            knot_config_hash=config_hash,
+            parent_input_hashes=input_hashes,
+            parent_knot_ids=parent_ids,
+            execution_hash=execution_hash,
+            output_hash=out_hash,
+            outcome=Outcome.CANCELLED if cancelled else result.outcome,
+            skip_reason=result.reason if skipped else None,  # type: ignore[union-attr]
+            skip_detail=result.detail if skipped else None,  # type: ignore[union-attr]
+            error_record_id=error_id,
+            dispatcher=self.dispatcher_name,
+            started_at=started,
+            finished_at=_now(),
+            attempts=attempts,
+            pirn_like_version=__version__,
+        )
+        self.lineage.append(record)
+        unflushed = self.unflushed
+        unflushed.append(record)
+        if len(unflushed) >= _FLUSH_BATCH:
+            self.flush_wanted.set()
+        if self.send is not None:
+            self.send(KnotFinished(record, result.value if type(result) is Ok else None))
+        return record
+
+    async def flush(self) -> None:
+        batch, self.unflushed = self.unflushed, []
+        if batch:
+            await self.history.record_lineage(batch)
+
+    async def flush_periodically(self, *, task_status: TaskStatus[anyio.CancelScope]) -> None:
+        with anyio.CancelScope() as scope:
+            task_status.started(scope)
+            while True:
+                with anyio.move_on_after(_FLUSH_INTERVAL):
+                    await self.flush_wanted.wait()
+                self.flush_wanted = anyio.Event()
+                await self.flush()
+
+    # -- fan-out (Map, ZipMap, DictMap) ----------------------------------------
+
+    async def run_items(
+        self,
+        owner: Knot,
+        each: ItemTarget,
+        items: Sequence[tuple[str, Mapping[str, object]]],
+        *,
+        shared: Mapping[str, object],
+        shared_hashes: Mapping[str, ContentHash],
+        limit: int,
+    ) -> list[Result[Any]]:
+        results: list[Result[Any] | None] = [None] * len(items)
+        item_config_hash = combine_hashes((owner.config_hash, each.identity))
+        site = CallSite(
+            run_id=self.run_id,
+            knot_id=owner.id,
+            target=each.target,
+            spec=each.spec,
+            config=owner.config,
+            dispatcher=self.dispatcher,
+            limiters=self.limits.for_knot(owner) if self.has_limits else _knot_limits(owner),
+        )
+        work = iter(enumerate(items))
+
+        async def worker() -> None:
+            for index, (label, varying) in work:
+                item_id = KnotId(f"{owner.id}[{label}]")
+                started = _now()
+                input_hashes = dict(shared_hashes)
+                kwargs = dict(shared)
+                attempts = Attempts()
+                try:
+                    for name, value in varying.items():
+                        input_hashes[name] = content_hash(value)
+                        kwargs[name] = value
+                    value = await call_knot(
+                        CallSite(
+                            run_id=site.run_id,
+                            knot_id=item_id,
+                            target=site.target,
+                            spec=site.spec,
+                            config=site.config,
+                            dispatcher=site.dispatcher,
+                            limiters=site.limiters,
+                        ),
+                        kwargs,
+                        attempts,
+                    )
+                except Exception as exc:
+                    record = ExceptionRecord.from_exception(exc, knot_id=item_id)
+                    result: Result[Any] = Err(record)
+                    out_hash = None
+                else:
+                    result, out_hash = self._as_item_result(item_id, value)
+                results[index] = result
+                self._append(
+                    item_id,
+                    each.knot_class,
+                    item_config_hash,
+                    input_hashes,
+                    {},
+                    result,
+                    out_hash,
+                    result.record.id if type(result) is Err else None,
+                    started,
+                    attempts.count,
+                    False,
+                )
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(limit, len(items))):
+                tg.start_soon(worker)
+        return [r for r in results if r is not None]
+
+    def _as_item_result(
+        self, item_id: KnotId, value: Any
+    ) -> tuple[Result[Any], ContentHash | None]:
+        if isinstance(value, Err | Skipped):
+            return value, None
+        if isinstance(value, Ok):
+            value = value.value
+        try:
+            return Ok(value), content_hash(value)
+        except UnhashableValueError as exc:
+            error = exc.located(f"item {item_id!r} output")
+            return Err(ExceptionRecord.from_exception(error, knot_id=item_id)), None
+
+    # -- nested runs (SubTapestry) ---------------------------------------------
+
+    async def run_inner(
+        self, owner: Knot, build: Callable[[], Awaitable[object]]
+    ) -> tuple[RunResult, Knot]:
+        assert self.settings.new_store is not None
+        store = self.settings.new_store()
+        registrar = _StoreRegistrar(store)
+        with registering_into(registrar):
+            sink = await build()
+        if not isinstance(sink, Knot):
+            raise TypeError(
+                f"{type(owner).__qualname__}.process must return the inner pipeline's "
+                f"terminal knot, got {type(sink).__name__}"
+            )
+        registrar.register(sink)
+        plan = build_plan(store.knots(), [sink])
+        request = RunRequest(parent_run_id=self.run_id, parent_knot_id=owner.id)
+        result = await execute_run(plan, request, self.settings, extensible=False)
+        return result, sink
+
+    # -- mid-run extension ------------------------------------------------------
+
+    def on_registered(self, knot: Knot) -> None:
+        """Store listener: merge a newly registered knot into this running plan."""
+        if threading.get_ident() != self.loop_thread:
+            anyio.from_thread.run_sync(self.extend, knot, token=self.token)
+        else:
+            self.extend(knot)
+
+    def extend(self, knot: Knot) -> None:
+        if knot.id in self.index or (self.terminals_explicit and knot.id not in self.terminals):
+            return
+        store = self.settings.store
+        assert store is not None
+        assert isinstance(self.children, list)
+        for name, parent in knot.parents.items():
+            resolved = store.get(parent.knot_id) if isinstance(parent, Ref) else parent
+            if resolved is None:
+                _log.warning(
+                    "run %s: knot %r registered mid-run refers to unknown %r (input %r); ignored",
+                    self.run_id,
+                    knot.id,
+                    parent,
+                    name,
+                )
+                return
+            if resolved.id not in self.index:
+                self.extend(resolved)
+        i = len(self.nodes)
+        inputs = tuple(
+            (name, self.index[KnotId(p.knot_id) if isinstance(p, Ref) else p.id])
+            for name, p in knot.parents.items()
+        )
+        distinct = sorted({p for _, p in inputs})
+        waiting = [p for p in distinct if self.results[p] is None]
+        self.nodes.append(
+            PlanNode(
+                index=i,
+                knot=knot,
+                inputs=inputs,
+                parent_count=len(distinct),
+                optional=isinstance(knot, Optional),
+            )
+        )
+        self.children.append([])
+        self.index[knot.id] = i
+        self.pending.append(len(waiting))
+        self.results.append(None)
+        self.hashes.append(None)
+        for p in waiting:
+            self.children[p].append(i)
+        if not self.terminals_explicit:
+            self.terminals.append(knot.id)
+        if not waiting:
+            assert self.tg is not None
+            self.tg.start_soon(self.run_node, i)
+
+    # -- summary ----------------------------------------------------------------
+
+    def run_record(
+        self, status: RunStatus, started: datetime, finished: datetime | None
+    ) -> RunRecord:
+        return RunRecord(
+            run_id=self.run_id,
+            status=status,
+            started_at=started,
+            finished_at=finished,
+            terminals=list(self.terminals),
+            parameter_hashes={name: h for name, (_, h) in self.params.items()},
+            trigger=self.request.trigger,
+            labels=self.request.labels,
+            parent_run_id=self.request.parent_run_id,
+            parent_knot_id=self.request.parent_knot_id,
+            knot_count=len(self.lineage),
+            error_ids=[e.id for e in self.exceptions],
+            pirn_like_version=__version__,
+        )
+
+    def result(self, status: RunStatus, started: datetime, finished: datetime) -> RunResult:
+        outputs: dict[str, Any] = {}
+        results: dict[str, Any] = {}
+        skipped: list[str] = []
+        for node, r in zip(self.nodes, self.results, strict=True):
+            if r is None:
+                continue
+            kid = node.knot.id
+            results[kid] = r
+            if type(r) is Ok:
+                outputs[kid] = r.value
+            elif type(r) is Skipped:
+                skipped.append(kid)
+        return RunResult.model_construct(
+            run_id=self.run_id,
+            status=status,
+            terminals_requested=list(self.terminals),
+            outputs=outputs,
+            results=results,
+            skipped=skipped,
+            exceptions=list(self.exceptions),
+            lineage=self.lineage,
+            started_at=started,
+            finished_at=finished,
+            dispatcher=self.dispatcher_name,
+            trigger=self.request.trigger,
+            parent_run_id=self.request.parent_run_id,
+        )
+
+
+def _knot_limits(knot: Knot) -> list[anyio.CapacityLimiter]:
+    if knot.config.max_concurrency is None:
+        return []
+    return Limits().for_knot(knot)
+
+
+class _StoreRegistrar:
+    def __init__(self, store: TapestryStore) -> None:
+        self._store = store
+
+    def register(self, knot: Knot) -> Knot:
+        self._store.add(knot)
+        return knot
+
+
+def new_run_id() -> RunId:
+    """A fresh, unique run id."""
+    return RunId(f"run-{uuid.uuid4().hex}")
+
+
+async def execute_run(
+    plan: RunPlan,
+    request: RunRequest,
+    settings: RunSettings,
+    *,
+    extensible: bool,
+    terminals_explicit: bool = True,
+    params: Mapping[str, tuple[object, ContentHash]] | None = None,
+) -> RunResult:
+    """Execute ``plan`` to completion and record it; cancellation propagates."""
+    run_id = RunId(request.run_id) if request.run_id else new_run_id()
+    if params is None:
+        params = {name: (p.default, content_hash(p.default)) for name, p in plan.parameters.items()}
+    run = _Run(plan, request, run_id, settings, params, extensible, terminals_explicit)
+    started = _now()
+    status = RunStatus.RUNNING
+    unsubscribe: Callable[[], None] | None = None
+    history = settings.history
+    result: RunResult | None = None
+    await history.record_run_started(run.run_record(status, started, None))
+    try:
+        async with anyio.create_task_group() as outer:
+            if settings.emitters:
+                run.send = _start_emitting(outer, settings.emitters)
+                run.send(RunStarted(run.run_record(status, started, None)))
+            flusher = await outer.start(run.flush_periodically)
+            if extensible and settings.store is not None:
+                run.token = anyio.lowlevel.current_token()
+                unsubscribe = settings.store.subscribe(run.on_registered)
+            timed_out = False
+            with anyio.move_on_after(
+                settings.timeout if settings.timeout is not None else math.inf
+            ) as scope:
+                async with anyio.create_task_group() as tg:
+                    run.start_ready(tg)
+            timed_out = scope.cancelled_caught
+            if unsubscribe is not None:
+                unsubscribe()
+                unsubscribe = None
+            if timed_out:
+                status = RunStatus.TIMED_OUT
+            elif any(type(r) is Err for r in run.results):
+                status = RunStatus.FAILED
+            else:
+                status = RunStatus.SUCCEEDED
+            finished = _now()
+            result = run.result(status, started, finished)
+            await run.flush()
+            await history.record_run_finished(run.run_record(status, started, finished))
+            if run.send is not None:
+                run.send(RunFinished(result))  # closes the stream: emitters drain, then end
+                run.send = None
+            flusher.cancel()
+        assert result is not None
+        return result
+    except BaseException as exc:
+        if unsubscribe is not None:
+            unsubscribe()
+        if status is RunStatus.RUNNING:
+            cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
+            with anyio.CancelScope(shield=True):
+                await run.flush()
+                final = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
+                await history.record_run_finished(run.run_record(final, started, _now()))
+        raise
+
+
+def _start_emitting(tg: TaskGroup, emitters: Sequence[Emitter]) -> Callable[[RunEvent], None]:
+    """Fan events out to emitters from their own task, isolating their failures."""
+    send, receive = anyio.create_memory_object_stream[RunEvent](math.inf)
+
+    async def pump() -> None:
+        async with receive:
+            async for event in receive:
+                for emitter in emitters:
+                    try:
+                        await emitter.emit(event)
+                    except Exception:
+                        _log.exception("emitter %r failed on %s", emitter, type(event).__name__)
+
+    tg.start_soon(pump)
+
+    def emit(event: RunEvent) -> None:
+        send.send_nowait(event)
+        if isinstance(event, RunFinished):
+            send.close()
+
+    return emit

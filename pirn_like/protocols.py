@@ -1,0 +1,122 @@
+"""The seams of pirn_like: every pluggable part is a ``typing.Protocol``.
+
+Implementations match structurally; none needs to inherit from anything here.
+Each is an async context manager: it acquires what it needs in ``__aenter__`` and
+releases it in ``__aexit__``. A tapestry opens its parts on first use and closes
+them in ``Tapestry.aclose()`` (or at the end of ``async with tapestry:``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, Self
+
+from pirn_like._ids import ContentHash, KnotId, RunId
+from pirn_like.core._codecs import Codec
+from pirn_like.core._events import RunEvent
+from pirn_like.core._knot import Knot
+from pirn_like.core._records import KnotLineage, RunRecord, RunStatus
+
+__all__ = [
+    "Codec",
+    "DataStore",
+    "Dispatcher",
+    "Emitter",
+    "KnotCall",
+    "RunHistory",
+    "TapestryStore",
+]
+
+
+class _Resource(Protocol):
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KnotCall:
+    """One invocation of a knot's code: ``target(**kwargs)``, awaited if ``is_async``."""
+
+    run_id: RunId
+    knot_id: KnotId
+    target: Callable[..., Any]
+    kwargs: Mapping[str, Any]
+    is_async: bool
+
+
+class Dispatcher(_Resource, Protocol):
+    """Decides where a knot's code runs.
+
+    ``run`` returns what the code returned or raises what it raised. When the
+    calling task is cancelled (timeout or run cancellation), ``run`` must return
+    promptly by raising the cancellation; work that cannot be stopped is abandoned
+    and its result discarded.
+    """
+
+    @property
+    def name(self) -> str:
+        """Recorded in lineage as the dispatcher of each execution."""
+        ...
+
+    async def run(self, call: KnotCall) -> Any: ...
+
+
+class TapestryStore(Protocol):
+    """Holds a tapestry's knot definitions.
+
+    ``add`` is synchronous because knots are registered while wiring; it raises
+    ``WiringError`` for a duplicate id. ``subscribe`` calls ``listener`` for each
+    knot added afterwards (this is what mid-run extension listens to) and returns a
+    function that unsubscribes.
+    """
+
+    @property
+    def version(self) -> int:
+        """Changes whenever a knot is added."""
+        ...
+
+    def add(self, knot: Knot) -> None: ...
+    def get(self, knot_id: str) -> Knot | None: ...
+    def knots(self) -> Mapping[KnotId, Knot]: ...
+    def subscribe(self, listener: Callable[[Knot], None]) -> Callable[[], None]: ...
+
+
+class RunHistory(_Resource, Protocol):
+    """Keeps runs and lineage records; values are not kept here (see DataStore).
+
+    Lineage arrives in batches while a run is in progress, so a crash loses at most
+    the batch in flight. Queries return records in the order they were recorded.
+    """
+
+    async def record_run_started(self, run: RunRecord) -> None: ...
+    async def record_lineage(self, records: Sequence[KnotLineage]) -> None: ...
+    async def record_run_finished(self, run: RunRecord) -> None: ...
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+    async def list_runs(
+        self, *, limit: int = 100, status: RunStatus | None = None
+    ) -> list[RunRecord]: ...
+    async def get_lineage(self, run_id: str) -> list[KnotLineage]: ...
+    async def query_lineage_by_output_hash(self, output_hash: str) -> list[KnotLineage]: ...
+    async def query_lineage_by_input_hash(self, input_hash: str) -> list[KnotLineage]: ...
+    async def query_lineage_by_knot_id(self, knot_id: str) -> list[KnotLineage]: ...
+
+
+class DataStore(_Resource, Protocol):
+    """Keeps values by content hash. Deleting a value (scrubbing) keeps its lineage."""
+
+    async def put(self, content_hash: ContentHash, value: object) -> None: ...
+    async def get(self, content_hash: ContentHash) -> object:
+        """The value, or ``KeyError`` naming the hash if it is not (or no longer) kept."""
+        ...
+
+    async def contains(self, content_hash: ContentHash) -> bool: ...
+    async def delete(self, content_hash: ContentHash) -> bool:
+        """Scrub a value; True if it was kept."""
+        ...
+
+
+class Emitter(_Resource, Protocol):
+    """Observes runs. Exceptions an emitter raises are logged and never fail a run."""
+
+    async def emit(self, event: RunEvent) -> None: ...

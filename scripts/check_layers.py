@@ -1,0 +1,59 @@
+"""Fail if a pirn_like module imports from a layer above its own.
+
+Imports flow one way: base (_errors, _ids, _version) <- core <- protocols <- engine,
+implementations (dispatchers, backends, emitters) and nodes <- the Tapestry and the
+public namespace.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+BASE = {"pirn_like._errors", "pirn_like._ids", "pirn_like._version"}
+ALLOWED: dict[str, set[str]] = {
+    "core": {"core"},
+    "protocols": {"core"},
+    "engine": {"core", "protocols", "engine"},
+    "dispatchers": {"core", "protocols", "dispatchers"},
+    "backends": {"core", "protocols", "backends"},
+    "emitters": {"core", "protocols", "emitters"},
+    "nodes": {"core", "nodes"},
+}
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1].removesuffix(".py") if len(parts) > 1 else ""
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parent.parent
+    problems: list[str] = []
+    for path in sorted((root / "pirn_like").rglob("*.py")):
+        module = ".".join(path.relative_to(root).with_suffix("").parts)
+        own = layer(module)
+        if own not in ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                if not target.startswith("pirn_like") or target in BASE:
+                    continue
+                if layer(target) not in ALLOWED[own]:
+                    problems.append(
+                        f"{path.relative_to(root)}:{node.lineno}: {own} imports {target}"
+                    )
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
