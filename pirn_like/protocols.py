@@ -59,6 +59,14 @@ class Dispatcher(_Resource, Protocol):
         """Recorded in lineage as the dispatcher of each execution."""
         ...
 
+    @property
+    def inline_async(self) -> bool:
+        """True if ``run`` just awaits async knots in the calling task.
+
+        The engine then awaits plain async knots itself, skipping the call record.
+        """
+        ...
+
     async def run(self, call: KnotCall) -> Any: ...
 
 

@@ -1,13 +1,14 @@
-"""Shared fixtures: every async test runs on asyncio through anyio's pytest plugin."""
+"""Shared fixtures and suite rules."""
 
 from __future__ import annotations
 
 import pytest
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test runs on asyncio and on trio: the engine is anyio-portable."""
+    return request.param
 
 
 @pytest.hookimpl(wrapper=True)

@@ -229,9 +229,12 @@ def _masked_plain(array: Any) -> object:
     return _ndarray_plain(np.ma.getdata(array)), _ndarray_plain(np.ma.getmaskarray(array))
 
 
+# pandas and pyarrow are optional extras: type checking must pass without them installed.
+
+
 def _install_pandas(registry: CodecRegistry) -> None:
-    import pandas as pd
-    from pandas.api.extensions import ExtensionArray
+    import pandas as pd  # pyright: ignore[reportMissingImports]
+    from pandas.api.extensions import ExtensionArray  # pyright: ignore[reportMissingImports]
 
     registry.register(pd.DataFrame, _dataframe_plain, name="pandas.DataFrame")
     registry.register(pd.Series, _series_plain, name="pandas.Series")
@@ -247,7 +250,7 @@ def _install_pandas(registry: CodecRegistry) -> None:
 
 def _pandas_dtype_key(dtype: Any) -> object:
     import numpy as np
-    import pandas as pd
+    import pandas as pd  # pyright: ignore[reportMissingImports]
 
     if isinstance(dtype, np.dtype):
         return _dtype_key(dtype)
@@ -257,9 +260,9 @@ def _pandas_dtype_key(dtype: Any) -> object:
 
 
 def _pandas_values(values: Any) -> object:
-    """The values of a pandas ExtensionArray (``.array`` of a Series or Index)."""
+    """The values of an ndarray or a pandas ExtensionArray other than NumpyExtensionArray."""
     import numpy as np
-    import pandas as pd
+    import pandas as pd  # pyright: ignore[reportMissingImports]
 
     if isinstance(values.dtype, np.dtype):
         return _ndarray_plain(np.asarray(values))
@@ -269,15 +272,24 @@ def _pandas_values(values: Any) -> object:
     if isinstance(values, arrays.DatetimeArray | arrays.TimedeltaArray | arrays.PeriodArray):
         # Integer ticks; the unit, zone or frequency is in the dtype key.
         return _ndarray_plain(values.asi8)
-    return list(values)
+    if isinstance(values, arrays.IntegerArray | arrays.FloatingArray | arrays.BooleanArray):
+        # Slots under the mask hold undefined data: record the mask, then zero them.
+        filled = values.to_numpy(dtype=values.dtype.numpy_dtype, na_value=0)
+        return _ndarray_plain(np.asarray(values.isna())), _ndarray_plain(filled)
+    return values.tolist()
 
 
 def _extension_array_plain(values: Any) -> object:
+    import pandas as pd  # pyright: ignore[reportMissingImports]
+
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        # Its dtype is a wrapper; the ndarray inside has the real one.
+        values = values.to_numpy()
     return _pandas_dtype_key(values.dtype), _pandas_values(values)
 
 
 def _index_plain(index: Any) -> object:
-    import pandas as pd
+    import pandas as pd  # pyright: ignore[reportMissingImports]
 
     if isinstance(index, pd.RangeIndex):
         return "range", index.name, index.start, index.stop, index.step
@@ -298,7 +310,7 @@ def _dataframe_plain(frame: Any) -> object:
 
 
 def _install_pyarrow(registry: CodecRegistry) -> None:
-    import pyarrow as pa
+    import pyarrow as pa  # pyright: ignore[reportMissingImports]
 
     registry.register(pa.Table, _arrow_table_plain, name="pyarrow.Table")
     registry.register(pa.RecordBatch, _arrow_table_plain, name="pyarrow.RecordBatch")
@@ -318,7 +330,7 @@ def _arrow_array_plain(array: Any) -> object:
 def _arrow_values(array: Any) -> object:
     """The values of a pyarrow Array or ChunkedArray, whatever its chunking."""
     import numpy as np
-    import pyarrow as pa
+    import pyarrow as pa  # pyright: ignore[reportMissingImports]
 
     types = pa.types
     kind = array.type

@@ -228,7 +228,7 @@ def _enc_fields(tag: bytes, value: object, fields: dict[str, Any], ctx: _Context
 
 def _enc_pydantic(value: Any, ctx: _Context) -> bytes:
     fields = {name: getattr(value, name) for name in type(value).model_fields}
-    fields.update(value.__pydantic_extra__ or {})
+    fields.update(getattr(value, "__pydantic_extra__", None) or {})
     return _enc_fields(b"P", value, fields, ctx)
 
 

@@ -42,8 +42,48 @@ def config_hash(
 ) -> ContentHash:
     """Hash what determines a knot's output besides its inputs.
 
-    Callables among the constants are identified by ``callable_identity``.
+    Callables among the constants are identified by ``callable_identity``. Knots
+    whose settings and constants are all plain scalars share a cached hash.
     """
+    key = _scalar_key(knot_class, settings, constants)
+    if key is not None:
+        cached = _scalar_hashes.get(key)
+        if cached is None:
+            if len(_scalar_hashes) >= _SCALAR_CACHE_SIZE:
+                _scalar_hashes.clear()
+            cached = _scalar_hashes[key] = _config_hash(
+                knot_class, settings, constants, knot_id=knot_id
+            )
+        return cached
+    return _config_hash(knot_class, settings, constants, knot_id=knot_id)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SCALAR_CACHE_SIZE = 4096
+_scalar_hashes: dict[tuple[object, ...], ContentHash] = {}
+
+
+def _scalar_key(
+    knot_class: str, settings: Mapping[str, object], constants: Mapping[str, object]
+) -> tuple[object, ...] | None:
+    # The type goes into the key: 1, 1.0 and True are equal dict keys but hash apart.
+    key: list[object] = [knot_class]
+    for mapping in (settings, constants):
+        for name, value in mapping.items():
+            if type(value) not in _SCALARS:
+                return None
+            key.append((name, type(value), value))
+        key.append("|")
+    return tuple(key)
+
+
+def _config_hash(
+    knot_class: str,
+    settings: Mapping[str, object],
+    constants: Mapping[str, object],
+    *,
+    knot_id: str,
+) -> ContentHash:
     parts = [knot_class]
     for mapping in (settings, constants):
         for name in sorted(mapping):

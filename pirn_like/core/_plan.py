@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pirn_like._errors import CycleError, WiringError
-from pirn_like._ids import KnotId
+from pirn_like._ids import ContentHash, KnotId
 from pirn_like.core._knot import Knot, Optional, Parameter, Ref
 
-__all__ = ["PlanNode", "RunPlan", "build_plan"]
+__all__ = ["PlanNode", "RunPlan", "build_plan", "make_node"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,6 +24,27 @@ class PlanNode:
     parent_count: int
     """Distinct parents: the node is ready once this many have settled."""
     optional: bool
+    knot_class: str
+    config_hash: ContentHash
+    direct: Callable[..., Any] | None
+    """The code of a plain async knot (no retry, timeout, validation or limit)."""
+    param: str | None
+    """The parameter name, for a Parameter."""
+
+
+def make_node(index: int, knot: Knot, inputs: tuple[tuple[str, int], ...]) -> PlanNode:
+    """A plan node for ``knot``; hashes its constants, so an unhashable one fails now."""
+    return PlanNode(
+        index=index,
+        knot=knot,
+        inputs=inputs,
+        parent_count=len({p for _, p in inputs}),
+        optional=isinstance(knot, Optional),
+        knot_class=knot.knot_class,
+        config_hash=knot.config_hash,
+        direct=knot.target() if _is_plain_async(knot) else None,
+        param=knot.name if isinstance(knot, Parameter) else None,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,16 +164,7 @@ def build_plan(
             roots.append(i)
         if isinstance(k, Parameter):
             params[k.name] = k
-        _ = k.config_hash  # hashes constants now, so an unhashable one fails before any run
-        nodes.append(
-            PlanNode(
-                index=i,
-                knot=k,
-                inputs=inputs,
-                parent_count=len(distinct),
-                optional=isinstance(k, Optional),
-            )
-        )
+        nodes.append(make_node(i, k, inputs))
     return RunPlan(
         nodes=tuple(nodes),
         children=tuple(tuple(c) for c in children),
@@ -159,6 +172,21 @@ def build_plan(
         terminals=tuple(k.id for k in roots_out),
         parameters=params,
         index=index,
+    )
+
+
+def _is_plain_async(knot: Knot) -> bool:
+    """An async knot with no retry, timeout, validation or limit: just await it."""
+    config = knot.config
+    spec = type(knot)._spec
+    return (
+        knot._execution == "process"
+        and spec is not None
+        and spec.is_async
+        and config.retry is None
+        and config.timeout is None
+        and not config.validate_io
+        and config.max_concurrency is None
     )
 
 

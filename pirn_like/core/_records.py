@@ -6,15 +6,17 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pirn_like._ids import ContentHash, KnotId, RunId
+from pirn_like.core._hashing import combine_hashes
 from pirn_like.core._results import ExceptionRecord, Outcome, Result, SkipReason
 
 __all__ = [
     "KnotLineage",
+    "execution_hash",
     "RunRecord",
     "RunRequest",
     "RunResult",
@@ -50,15 +52,13 @@ class RunRequest(BaseModel):
     parent_knot_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KnotLineage:
+class KnotLineage(NamedTuple):
     """What one knot execution consumed and produced, by content hash.
 
     ``knot_config_hash`` covers the knot's class, constants and output-relevant
     config; ``parent_input_hashes`` maps each input name to the hash of the value it
-    received; ``execution_hash`` combines both, so two executions with equal
-    ``execution_hash`` did the same work on the same data. ``output_hash`` is set
-    when the outcome is ``ok``.
+    received. ``output_hash`` is set when the outcome is ``ok``. An immutable
+    named tuple: cheap to create on the engine's hot path, easy to serialize.
     """
 
     run_id: RunId
@@ -67,7 +67,6 @@ class KnotLineage:
     knot_config_hash: ContentHash
     parent_input_hashes: Mapping[str, ContentHash]
     parent_knot_ids: Mapping[str, KnotId]
-    execution_hash: ContentHash
     output_hash: ContentHash | None
     outcome: Outcome
     skip_reason: SkipReason | None
@@ -80,9 +79,22 @@ class KnotLineage:
     pirn_like_version: str
 
     @property
+    def execution_hash(self) -> ContentHash:
+        """Config hash and input hashes combined: equal execution hashes mean the same
+        code, with the same settings, ran on the same data."""
+        return execution_hash(self.knot_config_hash, self.parent_input_hashes)
+
+    @property
     def duration(self) -> float:
         """Seconds from start to finish."""
         return (self.finished_at - self.started_at).total_seconds()
+
+
+def execution_hash(config_hash: ContentHash, input_hashes: Mapping[str, str]) -> ContentHash:
+    """The identity of one execution: its config hash and its inputs' hashes."""
+    if not input_hashes:
+        return config_hash
+    return combine_hashes([config_hash, *(f"{k}={input_hashes[k]}" for k in sorted(input_hashes))])
 
 
 @dataclass(frozen=True, slots=True)

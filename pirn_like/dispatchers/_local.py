@@ -26,6 +26,10 @@ class LocalDispatcher:
     def name(self) -> str:
         return type(self).__name__
 
+    @property
+    def inline_async(self) -> bool:
+        return True
+
     async def run(self, call: KnotCall) -> Any:
         if call.is_async:
             return await call.target(**call.kwargs)

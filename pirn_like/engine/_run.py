@@ -28,8 +28,8 @@ from pirn_like._version import __version__
 from pirn_like.core._config import ErrorPolicy
 from pirn_like.core._events import KnotFinished, KnotStarted, RunEvent, RunFinished, RunStarted
 from pirn_like.core._hashing import combine_hashes, content_hash
-from pirn_like.core._knot import Knot, Optional, Parameter, Ref, registering_into
-from pirn_like.core._plan import PlanNode, RunPlan, build_plan
+from pirn_like.core._knot import Knot, Ref, registering_into
+from pirn_like.core._plan import PlanNode, RunPlan, build_plan, make_node
 from pirn_like.core._records import KnotLineage, RunRecord, RunRequest, RunResult, RunStatus
 from pirn_like.core._results import (
     Err,
@@ -42,6 +42,7 @@ from pirn_like.core._results import (
 )
 from pirn_like.core._runtime import ItemTarget
 from pirn_like.engine._execute import Attempts, CallSite, Limits, call_knot
+from pirn_like.engine._nursery import Nursery, open_nursery
 from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
 
 __all__ = ["RunSettings", "execute_run", "new_run_id"]
@@ -68,6 +69,14 @@ class RunSettings:
     """Watched for new knots when the run is extensible."""
     new_store: Callable[[], TapestryStore] | None = None
     """Makes the store of a nested run (SubTapestry)."""
+
+
+class _NoNursery:
+    def spawn(self, fn: Callable[[int], Awaitable[None]], arg: int) -> None:
+        raise RuntimeError("the run has not started")
+
+
+_NO_NURSERY: Any = _NoNursery()
 
 
 def _failure_hash(result: Result[Any]) -> ContentHash:
@@ -99,6 +108,9 @@ class _Run:
         self.dispatcher_name = settings.dispatcher.name
         self.limits = Limits.create(settings.max_concurrency, settings.tag_limits)
         self.has_limits = self.limits.run is not None or bool(self.limits.tags)
+        # Plain async knots (see PlanNode) are awaited directly when the dispatcher
+        # would only await them in this task anyway.
+        self.inline_async = settings.dispatcher.inline_async and not self.has_limits
         n = len(plan.nodes)
         self.nodes: list[PlanNode] = list(plan.nodes)
         self.children: list[list[int]] | tuple[tuple[int, ...], ...] = (
@@ -114,7 +126,7 @@ class _Run:
         self.unflushed: list[KnotLineage] = []
         self.flush_wanted = anyio.Event()
         self.exceptions: list[ExceptionRecord] = []
-        self.tg: TaskGroup | None = None
+        self.nursery: Nursery = _NO_NURSERY
         self.send: Callable[[RunEvent], None] | None = None
         self.loop_thread = threading.get_ident()
         self.token: anyio.lowlevel.EventLoopToken | None = None
@@ -129,12 +141,21 @@ class _Run:
 
     # -- scheduling -------------------------------------------------------------
 
-    def start_ready(self, tg: TaskGroup) -> None:
-        self.tg = tg
+    def start_ready(self, nursery: Nursery) -> None:
+        self.nursery = nursery
         for i in self.plan.roots:
-            tg.start_soon(self.run_node, i)
+            nursery.spawn(self.drive, i)
 
-    async def run_node(self, i: int) -> None:
+    async def drive(self, i: int) -> None:
+        """Run node ``i``, then go on in this task with a child it made ready.
+
+        Other children it made ready get tasks of their own; a chain needs no new task.
+        """
+        while i >= 0:
+            i = await self.run_node(i)
+
+    async def run_node(self, i: int) -> int:
+        """Run node ``i``; return a now-ready child to continue with, or -1."""
         node = self.nodes[i]
         knot = node.knot
         started = _now()
@@ -153,21 +174,23 @@ class _Run:
         if type(result) is Ok and self.settings.data_store is not None:
             assert out_hash is not None
             await self.settings.data_store.put(out_hash, result.value)
-        tg = self.tg
-        assert tg is not None
         pending = self.pending
+        follow = -1
         for c in self.children[i]:
             pending[c] -= 1
             if not pending[c]:
-                tg.start_soon(self.run_node, c)
+                if follow >= 0:
+                    self.nursery.spawn(self.drive, follow)
+                follow = c
+        return follow
 
     async def _settle(
         self, node: PlanNode
     ) -> tuple[Result[Any], ContentHash | None, dict[str, ContentHash], dict[str, KnotId], int]:
         """Decide a node's result: feed a parameter, apply the error policy, or call it."""
         knot = node.knot
-        if isinstance(knot, Parameter):
-            value, value_hash = self.params[knot.name]
+        if node.param is not None:
+            value, value_hash = self.params[node.param]
             return Ok(value), value_hash, {}, {}, 0
         policy = knot.config.error_policy
         results = self.results
@@ -203,7 +226,10 @@ class _Run:
 
         attempts = Attempts()
         try:
-            if knot._execution == "custom":
+            if self.inline_async and node.direct is not None:
+                attempts.count = 1
+                value = await node.direct(**kwargs)
+            elif knot._execution == "custom":
                 attempts.count = 1
                 value = await knot._execute(kwargs, self)  # type: ignore[attr-defined]
             else:
@@ -268,8 +294,8 @@ class _Run:
             error_id = result.record.id if type(result) is Err else None
         self._append(
             knot.id,
-            knot.knot_class,
-            knot.config_hash,
+            node.knot_class,
+            node.config_hash,
             input_hashes,
             parent_ids,
             result,
@@ -295,31 +321,24 @@ class _Run:
         attempts: int,
         cancelled: bool,
     ) -> KnotLineage:
-        if input_hashes:
-            parts: list[str] = [config_hash]
-            parts.extend(f"{k}={input_hashes[k]}" for k in sorted(input_hashes))
-            execution_hash = combine_hashes(parts)
-        else:
-            execution_hash = config_hash
         skipped = type(result) is Skipped and not cancelled
-        record = KnotLineage(
-            run_id=self.run_id,
-            knot_id=knot_id,
-            knot_class=knot_class,
-            knot_config_hash=config_hash,
-            parent_input_hashes=input_hashes,
-            parent_knot_ids=parent_ids,
-            execution_hash=execution_hash,
-            output_hash=out_hash,
-            outcome=Outcome.CANCELLED if cancelled else result.outcome,
-            skip_reason=result.reason if skipped else None,  # type: ignore[union-attr]
-            skip_detail=result.detail if skipped else None,  # type: ignore[union-attr]
-            error_record_id=error_id,
-            dispatcher=self.dispatcher_name,
-            started_at=started,
-            finished_at=_now(),
-            attempts=attempts,
-            pirn_like_version=__version__,
+        record = KnotLineage(  # positional: this is the per-knot hot path
+            self.run_id,
+            knot_id,
+            knot_class,
+            config_hash,
+            input_hashes,
+            parent_ids,
+            out_hash,
+            Outcome.CANCELLED if cancelled else result.outcome,
+            result.reason if skipped else None,  # type: ignore[union-attr]
+            result.detail if skipped else None,  # type: ignore[union-attr]
+            error_id,
+            self.dispatcher_name,
+            started,
+            _now(),
+            attempts,
+            __version__,
         )
         self.lineage.append(record)
         unflushed = self.unflushed
@@ -486,17 +505,8 @@ class _Run:
             (name, self.index[KnotId(p.knot_id) if isinstance(p, Ref) else p.id])
             for name, p in knot.parents.items()
         )
-        distinct = sorted({p for _, p in inputs})
-        waiting = [p for p in distinct if self.results[p] is None]
-        self.nodes.append(
-            PlanNode(
-                index=i,
-                knot=knot,
-                inputs=inputs,
-                parent_count=len(distinct),
-                optional=isinstance(knot, Optional),
-            )
-        )
+        waiting = sorted({p for _, p in inputs if self.results[p] is None})
+        self.nodes.append(make_node(i, knot, inputs))
         self.children.append([])
         self.index[knot.id] = i
         self.pending.append(len(waiting))
@@ -507,8 +517,7 @@ class _Run:
         if not self.terminals_explicit:
             self.terminals.append(knot.id)
         if not waiting:
-            assert self.tg is not None
-            self.tg.start_soon(self.run_node, i)
+            self.nursery.spawn(self.drive, i)
 
     # -- summary ----------------------------------------------------------------
 
@@ -614,8 +623,8 @@ async def execute_run(
             with anyio.move_on_after(
                 settings.timeout if settings.timeout is not None else math.inf
             ) as scope:
-                async with anyio.create_task_group() as tg:
-                    run.start_ready(tg)
+                async with open_nursery() as nursery:
+                    run.start_ready(nursery)
             timed_out = scope.cancelled_caught
             if unsubscribe is not None:
                 unsubscribe()
