@@ -30,7 +30,7 @@ class RetryPolicy(BaseModel):
     ``retry_on`` are retried; timeouts count as ``TimeoutError``.
     """
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     attempts: Annotated[int, Field(ge=1)] = 3
     initial_delay: Annotated[float, Field(ge=0)] = 0.1
@@ -48,7 +48,7 @@ class KnotConfig(BaseModel):
     ``description``, ``tags``, ``retry``, ``timeout`` and ``max_concurrency`` do not.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     error_policy: ErrorPolicy = ErrorPolicy.SKIP_IF_PARENT_FAILED

@@ -42,7 +42,7 @@ class RunRequest(BaseModel):
     (kind, source, message id, ...) and is kept in history.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     parameters: dict[str, Any] = Field(default_factory=dict)
     run_id: str | None = None
@@ -110,7 +110,7 @@ class StatusEvent:
 class RunRecord(BaseModel):
     """A run as kept in history: its identity, status and summary (no values)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     status: RunStatus
@@ -134,7 +134,7 @@ class RunResult(BaseModel):
     as ``param:<name>``); ``results`` the three-way result of every knot.
     """
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     run_id: str
     status: RunStatus

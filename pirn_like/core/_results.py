@@ -43,7 +43,7 @@ class ExceptionRecord(BaseModel):
     always get the same id, across runs and machines.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     type: str

@@ -10,12 +10,15 @@ anyio task group.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
-from anyio.abc import TaskGroup
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from anyio.abc import TaskGroup
 
 __all__ = ["Nursery", "open_nursery"]
 
@@ -31,8 +34,8 @@ class Nursery(Protocol):
 class _AsyncioNursery:
     __slots__ = ("_failure", "_idle", "_loop", "_tasks")
 
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
@@ -74,7 +77,7 @@ class _AsyncioNursery:
             while self._tasks:
                 for task in self._tasks:
                     task.cancel()
-                await asyncio.wait(set(self._tasks))
+                await _asyncio().wait(set(self._tasks))
 
 
 class _AnyioNursery:
@@ -94,10 +97,16 @@ class _AnyioNursery:
         return await self._tg.__aexit__(*exc_info)
 
 
+def _asyncio() -> Any:
+    import asyncio  # imported on first run: keeps `import pirn_like` light
+
+    return asyncio
+
+
 def open_nursery() -> Nursery:
     """A nursery suited to the running event loop."""
     try:
-        asyncio.get_running_loop()
+        loop = _asyncio().get_running_loop()
     except RuntimeError:  # not asyncio (trio)
         return _AnyioNursery()
-    return _AsyncioNursery()
+    return _AsyncioNursery(loop)
