@@ -1,6 +1,6 @@
 """Fail if a pirn_like module imports from a layer above its own.
 
-Imports flow one way: base (_errors, _ids, _version) <- core <- protocols <- engine,
+Imports flow one way: base (_errors, _exports, _ids, _version) <- core <- protocols <- engine,
 implementations (dispatchers, backends, emitters) and nodes <- the Tapestry and the
 public namespace.
 """
@@ -11,7 +11,7 @@ import ast
 import sys
 from pathlib import Path
 
-BASE = {"pirn_like._errors", "pirn_like._ids", "pirn_like._version"}
+BASE = {"pirn_like._errors", "pirn_like._exports", "pirn_like._ids", "pirn_like._version"}
 ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
     "protocols": {"core"},
