@@ -115,6 +115,16 @@ async def test_scrubbing_a_value_keeps_its_lineage() -> None:
     assert [r.knot_id for r in await t.history.query_lineage_by_output_hash(out)] == ["d"]
 
 
+async def test_data_store_keeps_none_and_reports_deletes_truthfully() -> None:
+    data = InMemoryDataStore()
+    none_hash = content_hash(None)
+    await data.put(none_hash, None)
+    assert await data.contains(none_hash)
+    assert await data.get(none_hash) is None
+    assert await data.delete(none_hash) is True
+    assert await data.delete(none_hash) is False
+
+
 async def test_same_value_from_different_knots_shares_a_hash() -> None:
     with Tapestry() as t:
         x = Parameter("x", int)

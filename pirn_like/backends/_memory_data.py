@@ -34,4 +34,7 @@ class InMemoryDataStore:
         return content_hash in self._values
 
     async def delete(self, content_hash: ContentHash) -> bool:
-        return self._values.pop(content_hash, None) is not None or False
+        if content_hash not in self._values:
+            return False
+        del self._values[content_hash]
+        return True
