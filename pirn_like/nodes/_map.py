@@ -62,6 +62,16 @@ class _FanOut(Knot):
         if self.item_concurrency < 1:
             raise WiringError(f"{node}: max_concurrency must be at least 1")
 
+    def _infer_bind(self, node: str, taken: set[str | None]) -> str:
+        """The one input of ``each`` not given otherwise: it receives the items."""
+        free = [n for n in self.each.spec.names if n not in taken]
+        if len(free) != 1:
+            raise WiringError(
+                f"{node}: cannot tell which input of {self.each.spec.qualname} takes the "
+                f"items (candidates: {free}); pass bind='<name>'"
+            )
+        return free[0]
+
     def _check_binding(self, node: str, bound: set[str], shared: set[str]) -> None:
         spec = self.each.spec
         given = bound | shared
@@ -146,16 +156,8 @@ class Map(_FanOut):
     ) -> None:
         node = f"Map {getattr(_config, 'id', '?')!r}"
         self._setup(node, each, max_concurrency)
-        if bind is None:
-            free = [n for n in self.each.spec.names if n not in inputs]
-            if len(free) != 1:
-                raise WiringError(
-                    f"{node}: cannot tell which input of {self.each.spec.qualname} takes the "
-                    f"items (candidates: {free}); pass bind='<name>'"
-                )
-            bind = free[0]
-        self.bind = bind
-        self._check_binding(node, {bind}, set(inputs))
+        self.bind = bind or self._infer_bind(node, taken=set(inputs))
+        self._check_binding(node, {self.bind}, set(inputs))
         super().__init__(
             _config=_config, tapestry=tapestry, over=require_knot(node, "over", over), **inputs
         )
@@ -223,17 +225,9 @@ class DictMap(_FanOut):
     ) -> None:
         node = f"DictMap {getattr(_config, 'id', '?')!r}"
         self._setup(node, each, max_concurrency)
-        if bind is None:
-            free = [n for n in self.each.spec.names if n not in inputs and n != key_bind]
-            if len(free) != 1:
-                raise WiringError(
-                    f"{node}: cannot tell which input of {self.each.spec.qualname} takes the "
-                    f"values (candidates: {free}); pass bind='<name>'"
-                )
-            bind = free[0]
-        self.bind = bind
+        self.bind = bind or self._infer_bind(node, taken={*inputs, key_bind})
         self.key_bind = key_bind
-        bound = {bind} | ({key_bind} if key_bind else set())
+        bound = {self.bind} | ({key_bind} if key_bind else set())
         self._check_binding(node, bound, set(inputs))
         super().__init__(
             _config=_config, tapestry=tapestry, over=require_knot(node, "over", over), **inputs
