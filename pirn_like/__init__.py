@@ -8,6 +8,7 @@ then ``await tapestry.run(RunRequest(...))``. Every knot ends ``Ok``, ``Err`` or
 from pirn_like._errors import (
     ClosedResourceError,
     CycleError,
+    DuplicateRunError,
     KnotDefinitionError,
     KnotTimeoutError,
     MapItemsFailedError,
@@ -62,6 +63,7 @@ __all__ = [
     "ContentHash",
     "CycleError",
     "DictMap",
+    "DuplicateRunError",
     "Err",
     "ErrorPolicy",
     "ExceptionRecord",

@@ -7,6 +7,7 @@
     ├── WiringError (ValueError)          a tapestry is wired wrongly
     │   └── CycleError                    the graph has a ring (named in the message)
     ├── ParameterError (ValueError)       a RunRequest's parameters do not fit the tapestry
+    ├── DuplicateRunError (ValueError)    a RunRequest reuses a run id already in history
     ├── UnhashableValueError (TypeError)  a value has no codec for content hashing
     ├── KnotTimeoutError (TimeoutError)   a knot passed its deadline
     ├── ParentFailedError                 a parent failed under REQUIRE_ALL_PARENTS
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 __all__ = [
     "ClosedResourceError",
     "CycleError",
+    "DuplicateRunError",
     "KnotDefinitionError",
     "KnotTimeoutError",
     "MapItemsFailedError",
@@ -61,6 +63,10 @@ class CycleError(WiringError):
 
 class ParameterError(PirnLikeError, ValueError):
     """A RunRequest's parameters are unknown, missing or of the wrong type."""
+
+
+class DuplicateRunError(PirnLikeError, ValueError):
+    """A RunRequest's ``run_id`` is already recorded in the tapestry's history."""
 
 
 class UnhashableValueError(PirnLikeError, TypeError):

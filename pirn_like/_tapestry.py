@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from contextvars import Token
@@ -21,6 +22,7 @@ from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, Tape
 __all__ = ["Tapestry"]
 
 _UNSET: Any = object()
+_log = logging.getLogger("pirn_like")
 
 
 class Tapestry:
@@ -49,6 +51,7 @@ class Tapestry:
         self._data_store = data_store
         self._dispatcher: Dispatcher = dispatcher if dispatcher is not None else LocalDispatcher()
         self._emitters = tuple(emitters)
+        self._live_emitters: tuple[Emitter, ...] = ()
         self._max_concurrency = max_concurrency
         self._tag_limits = dict(tag_limits or {})
         self._tokens: list[Token[Registrar | None]] = []
@@ -117,15 +120,22 @@ class Tapestry:
             return
         stack = AsyncExitStack()
         await stack.__aenter__()
+        live: list[Emitter] = []
         try:
-            for part in (self._history, self._data_store, self._dispatcher, *self._emitters):
+            for part in (self._history, self._data_store, self._dispatcher):
                 if part is not None:
                     await stack.enter_async_context(part)
+            for emitter in self._emitters:
+                try:
+                    live.append(await stack.enter_async_context(emitter))
+                except Exception:  # an emitter never breaks a run, not even by failing to open
+                    _log.exception("emitter %r failed to open; runs go on without it", emitter)
         except BaseException:
             await stack.aclose()
             raise
         if self._resources is None:
             self._resources = stack
+            self._live_emitters = tuple(live)
         else:  # another task opened them while we awaited
             await stack.aclose()
 
@@ -181,7 +191,7 @@ class Tapestry:
             dispatcher=dispatcher if dispatcher is not None else self._dispatcher,
             history=self._history,
             data_store=self._data_store,
-            emitters=self._emitters,
+            emitters=self._live_emitters,
             max_concurrency=(
                 self._max_concurrency if max_concurrency is _UNSET else max_concurrency
             ),

@@ -48,6 +48,10 @@ class KnotCall:
 class Dispatcher(_Resource, Protocol):
     """Decides where a knot's code runs.
 
+    A dispatcher may also have ``inline_async = True`` to say that ``run`` only
+    awaits async knots in the calling task; the engine then awaits plain async
+    knots itself, skipping the call record (the default is False).
+
     ``run`` returns what the code returned or raises what it raised. When the
     calling task is cancelled (timeout or run cancellation), ``run`` must return
     promptly by raising the cancellation; work that cannot be stopped is abandoned
@@ -57,14 +61,6 @@ class Dispatcher(_Resource, Protocol):
     @property
     def name(self) -> str:
         """Recorded in lineage as the dispatcher of each execution."""
-        ...
-
-    @property
-    def inline_async(self) -> bool:
-        """True if ``run`` just awaits async knots in the calling task.
-
-        The engine then awaits plain async knots itself, skipping the call record.
-        """
         ...
 
     async def run(self, call: KnotCall) -> Any: ...

@@ -133,3 +133,23 @@ async def test_same_value_from_different_knots_shares_a_hash() -> None:
         scale(x=y, factor=2, _config=KnotConfig(id="two"))
     result = await t.run(RunRequest(parameters={"x": 1, "y": 2}))
     assert result.lineage_for("four").output_hash == result.lineage_for("two").output_hash
+
+
+def test_lambdas_are_identified_by_their_own_expression_and_captured_values() -> None:
+    from pirn_like import Gate
+
+    def above(limit: int) -> object:
+        return lambda v: v > limit
+
+    with Tapestry():
+        x = Parameter("x", int)
+        f1, f2 = (lambda n: n > 1), (lambda n: n > 2)  # one line on purpose
+        g1 = Gate(input=x, predicate=f1, _config=KnotConfig(id="g1"))
+        g2 = Gate(input=x, predicate=f2, _config=KnotConfig(id="g2"))
+        g3 = Gate(input=x, predicate=lambda n: n > 1, _config=KnotConfig(id="g3"))
+        g4 = Gate(input=x, predicate=lambda n: n > 1, _config=KnotConfig(id="g4-other"))
+        c1 = Gate(input=x, predicate=above(1), _config=KnotConfig(id="c1"))
+        c2 = Gate(input=x, predicate=above(2), _config=KnotConfig(id="c2"))
+    assert g1.config_hash != g2.config_hash
+    assert g3.config_hash == g4.config_hash  # the id on the line does not leak in
+    assert c1.config_hash != c2.config_hash

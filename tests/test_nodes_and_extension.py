@@ -379,3 +379,122 @@ async def test_skipped_results_are_listed() -> None:
     result = await t.run(RunRequest(parameters={"x": 1}))
     assert result.skipped == ["g"]
     assert isinstance(result.result("g"), Skipped)
+
+
+class _FailsToOpen:
+    async def __aenter__(self) -> _FailsToOpen:
+        raise RuntimeError("cannot connect")
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def emit(self, event: object) -> None:
+        raise AssertionError("never opened, never called")
+
+
+async def test_an_emitter_failing_to_open_does_not_break_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    memory = MemoryEmitter()
+    with Tapestry(emitters=[_FailsToOpen(), memory]) as t:
+        Parameter("x", int, default=1)
+    result = await t.run()
+    assert result.succeeded
+    assert isinstance(memory.events[-1], RunFinished)
+    assert "failed to open" in caplog.text
+
+
+async def test_a_hung_emitter_is_abandoned(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pirn_like.engine._run as run_module
+
+    monkeypatch.setattr(run_module, "EMIT_TIMEOUT", 0.05)
+    hung_calls = 0
+
+    class Hangs:
+        async def __aenter__(self) -> Hangs:
+            return self
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            return None
+
+        async def emit(self, event: object) -> None:
+            nonlocal hung_calls
+            hung_calls += 1
+            await anyio.sleep_forever()
+
+    memory = MemoryEmitter()
+    with Tapestry(emitters=[Hangs(), memory]) as t:
+        Parameter("x", int, default=1)
+    with anyio.fail_after(5):
+        result = await t.run()
+    assert result.succeeded
+    assert hung_calls == 1
+    assert isinstance(memory.events[-1], RunFinished)
+
+
+async def test_parameters_are_identified_by_name_and_type() -> None:
+    with Tapestry() as t:
+        x = Parameter("x", int)
+        y = Parameter("y", int)
+        z = Parameter("x", str, tapestry=Tapestry())
+    assert len({x.config_hash, y.config_hash, z.config_hash}) == 3
+    result = await t.run(RunRequest(parameters={"x": 1, "y": 1}))
+    assert result.lineage_for("param:x").output_hash == result.lineage_for("param:y").output_hash
+
+
+async def test_map_item_values_are_kept_in_the_data_store() -> None:
+    from pirn_like import InMemoryDataStore, Map
+
+    @knot
+    async def square(n: int) -> int:
+        return n * n
+
+    data = InMemoryDataStore()
+    with Tapestry(data_store=data) as t:
+        Map(over=numbers(_config=KnotConfig(id="nums")), each=square, _config=KnotConfig(id="sq"))
+    result = await t.run()
+    for i, expected in enumerate([1, 4, 9]):
+        h = result.lineage_for(f"sq[{i}]").output_hash
+        assert h is not None
+        assert await data.get(h) == expected
+
+
+async def test_a_reused_run_id_is_refused() -> None:
+    from pirn_like import DuplicateRunError
+
+    with Tapestry() as t:
+        Parameter("x", int, default=1)
+    await t.run(RunRequest(run_id="run-once"))
+    with pytest.raises(DuplicateRunError, match="run id 'run-once' is already recorded"):
+        await t.run(RunRequest(run_id="run-once"))
+    assert len(await t.history.get_lineage("run-once")) == 1
+
+
+async def test_custom_dispatcher_needs_only_the_protocol() -> None:
+    calls: list[str] = []
+
+    class Recording:
+        @property
+        def name(self) -> str:
+            return "Recording"
+
+        async def __aenter__(self) -> Recording:
+            return self
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            return None
+
+        async def run(self, call: Any) -> Any:
+            calls.append(call.knot_id)
+            return await call.target(**call.kwargs)
+
+    @knot
+    async def one() -> int:
+        return 1
+
+    with Tapestry(dispatcher=Recording()) as t:
+        one(_config=KnotConfig(id="one"))
+    result = await t.run()
+    assert result.outputs["one"] == 1
+    assert calls == ["one"]
+    assert result.lineage_for("one").dispatcher == "Recording"

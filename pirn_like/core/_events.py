@@ -21,7 +21,10 @@ class RunStarted:
 
 @dataclass(frozen=True, slots=True)
 class KnotStarted:
-    """A knot execution began (after its parents settled and limits admitted it)."""
+    """A knot's parents settled and the engine took it up.
+
+    It may still wait for a concurrency limit, or end skipped without running.
+    """
 
     run_id: RunId
     knot_id: KnotId

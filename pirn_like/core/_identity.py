@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 from collections.abc import Callable, Mapping
+from types import CodeType
 from typing import Any
 
 from pirn_like._errors import UnhashableValueError
@@ -15,22 +17,73 @@ __all__ = ["callable_identity", "config_hash"]
 
 
 def callable_identity(fn: Callable[..., Any]) -> str:
-    """A stable text naming a callable: its qualified name plus a digest of its source.
+    """A stable text naming a callable: qualified name, source and captured values.
 
-    The source (not bytecode) keeps the identity stable across Python versions and
-    tells apart two lambdas defined in the same scope. Callables without Python
-    source (builtins) are named only.
+    The source text (not bytecode) keeps the identity stable across Python
+    versions; for a lambda it is the lambda expression alone, so the line around it
+    (a knot id, another lambda) does not leak in. Default argument values and
+    closure values are hashed too: ``lambda v: v > limit`` differs by ``limit``.
+    Callables without Python source (builtins) are named only.
     """
     if isinstance(fn, functools.partial):
         inner = callable_identity(fn.func)
         args = content_hash([list(fn.args), dict(fn.keywords)])
         return f"partial({inner}, {args})"
     name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return name
     try:
-        source = inspect.getsource(fn)
+        source = _lambda_source(fn, code) if code.co_name == "<lambda>" else inspect.getsource(fn)
     except (OSError, TypeError):
         return name
-    return f"{name}#{combine_hashes((source,))}"
+    captured = [_captured(v) for v in (getattr(fn, "__defaults__", None) or ())]
+    captured += [_captured(cell.cell_contents) for cell in (fn.__closure__ or ())]  # type: ignore[attr-defined]
+    return f"{name}#{combine_hashes((source, *captured))}"
+
+
+def _captured(value: object) -> str:
+    if callable(value):
+        return callable_identity(value)
+    try:
+        return content_hash(value)
+    except (UnhashableValueError, ValueError):
+        # An opaque object (a client, a lock): identified by type, not by state.
+        return f"opaque:{type(value).__module__}.{type(value).__qualname__}"
+
+
+def _lambda_source(fn: Callable[..., Any], code: CodeType) -> str:
+    """The source of the lambda expression itself, found by its position in the file."""
+    lines, first = inspect.getsourcelines(fn)
+    text = "".join(lines)
+    # Real instruction spans only: RESUME and friends report an empty span at column 0.
+    positions = [
+        p
+        for p in code.co_positions()
+        if p[0] is not None and p[2] is not None and p[3] is not None and p[3] > p[2]
+    ]
+    if not positions:
+        return "".join(inspect.getsourcelines(fn)[0])
+    body_line = min(p[0] for p in positions if p[0] is not None)
+    body_col = min(p[2] for p in positions if p[0] == body_line and p[2] is not None)
+    # An indented block parses under a dummy `if`, which keeps every column as is.
+    indented = text[:1].isspace()
+    try:
+        tree = ast.parse("if 1:\n" + text if indented else text)
+    except SyntaxError:
+        return text
+    offset = first - 1 - indented
+    best: ast.Lambda | None = None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Lambda):
+            continue
+        start = (node.lineno + offset, node.col_offset)
+        end = (node.end_lineno or node.lineno) + offset, node.end_col_offset or 0
+        if start <= (body_line, body_col) <= end and (
+            best is None or (node.lineno, node.col_offset) > (best.lineno, best.col_offset)
+        ):
+            best = node  # the innermost lambda containing the body
+    return ast.unparse(best) if best is not None else text
 
 
 def config_hash(

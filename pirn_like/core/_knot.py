@@ -328,5 +328,12 @@ class Parameter(Knot):
     def knot_class(self) -> str:
         return "pirn_like.Parameter"
 
+    def identity_settings(self) -> dict[str, object]:
+        """A parameter is identified by its name and declared type; its value is its
+        output (hashed as ``output_hash``)."""
+        tp = self.type_
+        type_name = f"{getattr(tp, '__module__', '')}.{getattr(tp, '__qualname__', repr(tp))}"
+        return {"name": self.name, "type": type_name}
+
     async def process(self, **_: Any) -> Any:  # pragma: no cover - the engine feeds parameters
         raise RuntimeError("parameters are resolved by the engine")

@@ -22,7 +22,7 @@ import anyio.from_thread
 import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
-from pirn_like._errors import ParentFailedError, UnhashableValueError
+from pirn_like._errors import DuplicateRunError, ParentFailedError, UnhashableValueError
 from pirn_like._ids import ContentHash, KnotId, RunId
 from pirn_like._version import __version__
 from pirn_like.core._config import ErrorPolicy
@@ -51,7 +51,8 @@ _log = logging.getLogger("pirn_like.engine")
 _now = partial(datetime.now, UTC)
 _FLUSH_BATCH = 512
 _FLUSH_INTERVAL = 1.0
-_DEFAULT_ITEM_CONCURRENCY = 512
+EMIT_TIMEOUT = 10.0
+"""Seconds one emitter may take for one event before it is abandoned (and logged)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,7 +111,8 @@ class _Run:
         self.has_limits = self.limits.run is not None or bool(self.limits.tags)
         # Plain async knots (see PlanNode) are awaited directly when the dispatcher
         # would only await them in this task anyway.
-        self.inline_async = settings.dispatcher.inline_async and not self.has_limits
+        inline = getattr(settings.dispatcher, "inline_async", False)
+        self.inline_async = inline and not self.has_limits
         n = len(plan.nodes)
         self.nodes: list[PlanNode] = list(plan.nodes)
         self.children: list[list[int]] | tuple[tuple[int, ...], ...] = (
@@ -418,6 +420,8 @@ class _Run:
                     out_hash = None
                 else:
                     result, out_hash = self._as_item_result(item_id, value)
+                    if out_hash is not None and self.settings.data_store is not None:
+                        await self.settings.data_store.put(out_hash, value)
                 results[index] = result
                 self._append(
                     item_id,
@@ -609,6 +613,11 @@ async def execute_run(
     unsubscribe: Callable[[], None] | None = None
     history = settings.history
     result: RunResult | None = None
+    if request.run_id and await history.get_run(run_id) is not None:
+        raise DuplicateRunError(
+            f"run id {run_id!r} is already recorded in this history; "
+            "omit RunRequest.run_id to get a fresh one"
+        )
     await history.record_run_started(run.run_record(status, started, None))
     try:
         async with anyio.create_task_group() as outer:
@@ -661,12 +670,23 @@ def _start_emitting(tg: TaskGroup, emitters: Sequence[Emitter]) -> Callable[[Run
     """Fan events out to emitters from their own task, isolating their failures."""
     send, receive = anyio.create_memory_object_stream[RunEvent](math.inf)
 
+    alive = list(emitters)
+
     async def pump() -> None:
         async with receive:
             async for event in receive:
-                for emitter in emitters:
+                for emitter in tuple(alive):
                     try:
-                        await emitter.emit(event)
+                        with anyio.fail_after(EMIT_TIMEOUT):
+                            await emitter.emit(event)
+                    except TimeoutError:
+                        alive.remove(emitter)
+                        _log.error(
+                            "emitter %r took over %gs on %s; it gets no more events this run",
+                            emitter,
+                            EMIT_TIMEOUT,
+                            type(event).__name__,
+                        )
                     except Exception:
                         _log.exception("emitter %r failed on %s", emitter, type(event).__name__)
 
