@@ -258,11 +258,14 @@ class FunctionKnot(Knot):
         fn = cls.__dict__.get("fn")
         if fn is not None:
             fn = fn.__func__ if isinstance(fn, staticmethod) else fn
-            cls._spec = ProcessSpec.of(fn, owner=_qualified(fn), skip_self=False)
+            cls._fn_name = _qualified(fn)
+            cls._spec = ProcessSpec.of(fn, owner=cls._fn_name, skip_self=False)
 
     @property
     def knot_class(self) -> str:
-        return _qualified(type(self).fn)
+        return type(self)._fn_name
+
+    _fn_name: ClassVar[str]
 
     def target(self) -> Callable[..., Any]:
         return type(self).fn

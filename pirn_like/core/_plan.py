@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pirn_like._errors import CycleError, WiringError
 from pirn_like._ids import ContentHash, KnotId
@@ -13,11 +13,11 @@ from pirn_like.core._knot import Knot, Optional, Parameter, Ref
 __all__ = ["PlanNode", "RunPlan", "build_plan", "make_node"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlanNode:
-    """One knot of a plan with its wiring resolved to plan indices."""
+class PlanNode(NamedTuple):
+    """One knot of a plan with its wiring resolved to plan indices (a named tuple:
+    plans are built per graph version, so construction cost counts)."""
 
-    index: int
+    position: int
     knot: Knot
     inputs: tuple[tuple[str, int], ...]
     """(input name, parent index) for every knot-valued input."""
@@ -32,18 +32,18 @@ class PlanNode:
     """The parameter name, for a Parameter."""
 
 
-def make_node(index: int, knot: Knot, inputs: tuple[tuple[str, int], ...]) -> PlanNode:
+def make_node(position: int, knot: Knot, inputs: tuple[tuple[str, int], ...]) -> PlanNode:
     """A plan node for ``knot``; hashes its constants, so an unhashable one fails now."""
     return PlanNode(
-        index=index,
-        knot=knot,
-        inputs=inputs,
-        parent_count=len({p for _, p in inputs}),
-        optional=isinstance(knot, Optional),
-        knot_class=knot.knot_class,
-        config_hash=knot.config_hash,
-        direct=knot.target() if _is_plain_async(knot) else None,
-        param=knot.name if isinstance(knot, Parameter) else None,
+        position,
+        knot,
+        inputs,
+        len({p for _, p in inputs}),
+        isinstance(knot, Optional),
+        knot.knot_class,
+        knot.config_hash,
+        knot.target() if _is_plain_async(knot) else None,
+        knot.name if isinstance(knot, Parameter) else None,
     )
 
 
@@ -90,64 +90,17 @@ def build_plan(
     Raises ``WiringError`` for unknown terminals, dangling refs and duplicate ids, and
     ``CycleError`` naming the ring.
     """
-    if terminals is None:
-        consumed: set[KnotId] = set()
-        for k in registered.values():
-            for name, parent in k.parents.items():
-                consumed.add(_resolve(parent, registered, k, name).id)
-        roots_out = [k for k in registered.values() if k.id not in consumed]
-        if not roots_out and registered:
-            raise _name_cycle(registered.values(), registered)
+    fast = _in_registration_order(registered) if terminals is None else None
+    if fast is not None:
+        order, roots_out = fast
     else:
-        roots_out = []
-        for t in terminals:
-            if isinstance(t, Knot):
-                roots_out.append(t)
-            elif isinstance(t, str) and (found := registered.get(KnotId(t))) is not None:
-                roots_out.append(found)
-            else:
-                raise WiringError(
-                    f"terminal {t!r} is not a knot registered in this tapestry; "
-                    f"registered: {sorted(registered)[:20]}"
-                )
-
-    # Depth-first post-order from the terminals gives a topological order; a node
-    # met again while still on the stack closes a ring.
-    order: list[Knot] = []
-    state: dict[int, int] = {}  # id(knot) -> 1 visiting, 2 done
-    by_id: dict[KnotId, Knot] = {}
-    for root in roots_out:
-        stack: list[tuple[Knot, list[Knot]]] = []
-        if state.get(id(root)) == 2:
-            continue
-        state[id(root)] = 1
-        stack.append((root, _parents_of(root, registered)))
-        while stack:
-            node, pending = stack[-1]
-            if pending:
-                parent = pending.pop()
-                mark = state.get(id(parent))
-                if mark == 1:
-                    raise _name_cycle([n for n, _ in stack] + [parent], registered)
-                if mark is None:
-                    state[id(parent)] = 1
-                    stack.append((parent, _parents_of(parent, registered)))
-                continue
-            stack.pop()
-            state[id(node)] = 2
-            other = by_id.get(node.id)
-            if other is not None and other is not node:
-                raise WiringError(
-                    f"two different knots have the id {node.id!r} ({other!r} and {node!r}); "
-                    "knot ids must be unique in a tapestry"
-                )
-            by_id[node.id] = node
-            order.append(node)
-
-    if terminals is None and len(order) < len(registered):
-        # Every knot is either consumed or a terminal, so a knot no terminal reaches
-        # can only sit in (or feed) a ring.
-        raise _name_cycle([k for k in registered.values() if k.id not in by_id], registered)
+        roots_out = _terminals(registered, terminals)
+        order = _depth_first(roots_out, registered)
+        if terminals is None and len(order) < len(registered):
+            # Every knot is either consumed or a terminal, so a knot no terminal
+            # reaches can only sit in (or feed) a ring.
+            ordered = {id(k) for k in order}
+            raise _name_cycle([k for k in registered.values() if id(k) not in ordered], registered)
     index = {k.id: i for i, k in enumerate(order)}
     children: list[list[int]] = [[] for _ in order]
     nodes: list[PlanNode] = []
@@ -155,7 +108,8 @@ def build_plan(
     params: dict[str, Parameter] = {}
     for i, k in enumerate(order):
         inputs = tuple(
-            (name, index[_resolve(p, registered, k, name).id]) for name, p in k.parents.items()
+            (name, index[p.id if isinstance(p, Knot) else _resolve(p, registered, k, name).id])
+            for name, p in k.parents.items()
         )
         distinct = sorted({p for _, p in inputs})
         for p in distinct:
@@ -188,6 +142,86 @@ def _is_plain_async(knot: Knot) -> bool:
         and not config.validate_io
         and config.max_concurrency is None
     )
+
+
+def _in_registration_order(
+    registered: Mapping[KnotId, Knot],
+) -> tuple[list[Knot], list[Knot]] | None:
+    """The knots in registration order and the ones nothing consumes, if that order
+    is already topological (no Refs, every parent registered before its child),
+    which is how a ``with Tapestry():`` block builds them; else None."""
+    seen: set[int] = set()
+    consumed: set[int] = set()
+    for k in registered.values():
+        for p in k.parents.values():
+            if id(p) not in seen:  # a Ref, or a parent not registered (yet)
+                return None
+            consumed.add(id(p))
+        seen.add(id(k))
+    order = list(registered.values())
+    return order, [k for k in order if id(k) not in consumed]
+
+
+def _terminals(
+    registered: Mapping[KnotId, Knot], terminals: Sequence[Knot | str] | None
+) -> list[Knot]:
+    if terminals is None:
+        consumed: set[KnotId] = set()
+        for k in registered.values():
+            for name, parent in k.parents.items():
+                consumed.add(_resolve(parent, registered, k, name).id)
+        roots_out = [k for k in registered.values() if k.id not in consumed]
+        if not roots_out and registered:
+            raise _name_cycle(registered.values(), registered)
+        return roots_out
+    roots_out = []
+    for t in terminals:
+        if isinstance(t, Knot):
+            roots_out.append(t)
+        elif isinstance(t, str) and (found := registered.get(KnotId(t))) is not None:
+            roots_out.append(found)
+        else:
+            raise WiringError(
+                f"terminal {t!r} is not a knot registered in this tapestry; "
+                f"registered: {sorted(registered)[:20]}"
+            )
+    return roots_out
+
+
+def _depth_first(roots_out: list[Knot], registered: Mapping[KnotId, Knot]) -> list[Knot]:
+    """Depth-first post-order from the terminals: a topological order. A node met
+    again while still on the stack closes a ring."""
+    order: list[Knot] = []
+    state: dict[int, int] = {}  # id(knot) -> 1 visiting, 2 done
+    by_id: dict[KnotId, Knot] = {}
+    for root in roots_out:
+        stack: list[tuple[Knot, list[Knot]]] = []
+        if state.get(id(root)) == 2:
+            continue
+        state[id(root)] = 1
+        stack.append((root, _parents_of(root, registered)))
+        while stack:
+            node, pending = stack[-1]
+            if pending:
+                parent = pending.pop()
+                mark = state.get(id(parent))
+                if mark == 1:
+                    raise _name_cycle([n for n, _ in stack] + [parent], registered)
+                if mark is None:
+                    state[id(parent)] = 1
+                    stack.append((parent, _parents_of(parent, registered)))
+                continue
+            stack.pop()
+            state[id(node)] = 2
+            other = by_id.get(node.id)
+            if other is not None and other is not node:
+                raise WiringError(
+                    f"two different knots have the id {node.id!r} ({other!r} and {node!r}); "
+                    "knot ids must be unique in a tapestry"
+                )
+            by_id[node.id] = node
+            order.append(node)
+    return order
 
 
 def _parents_of(knot: Knot, registered: Mapping[KnotId, Knot]) -> list[Knot]:
