@@ -427,3 +427,39 @@ async def test_knot_may_return_skipped() -> None:
     assert result.skipped == ["o"]
     assert result.lineage_for("o").skip_detail == "nothing to do"
     assert result.succeeded
+
+
+async def test_lineage_reaches_history_while_the_run_is_in_progress() -> None:
+    """A crash mid-run must not lose what finished: lineage is flushed in batches."""
+    release = anyio.Event()
+
+    @knot
+    async def quick(i: int) -> int:
+        return i
+
+    @knot
+    async def waiter(v: int) -> int:
+        await release.wait()
+        return v
+
+    with Tapestry() as t:
+        first = quick(i=0, _config=KnotConfig(id="q0"))
+        for i in range(1, 600):
+            quick(i=i, _config=KnotConfig(id=f"q{i}"))
+        waiter(v=first, _config=KnotConfig(id="waiter"))
+
+    seen_mid_run: list[int] = []
+
+    async def watch() -> None:
+        with anyio.fail_after(10):
+            while len(await t.history.get_lineage("run-live")) < 512:
+                await anyio.sleep(0.01)  # polling a condition, under a deadline
+        seen_mid_run.append(len(await t.history.get_lineage("run-live")))
+        release.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        result = await t.run(RunRequest(run_id="run-live"))
+    assert seen_mid_run and seen_mid_run[0] >= 512
+    assert result.outputs["waiter"] == 0
+    assert len(await t.history.get_lineage("run-live")) == 601

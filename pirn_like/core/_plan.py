@@ -30,6 +30,8 @@ class PlanNode(NamedTuple):
     """The code of a plain async knot (no retry, timeout, validation or limit)."""
     param: str | None
     """The parameter name, for a Parameter."""
+    parent_ids: Mapping[str, KnotId]
+    """Input name -> parent knot id; shared by every lineage record of this node."""
 
 
 def make_node(position: int, knot: Knot, inputs: tuple[tuple[str, int], ...]) -> PlanNode:
@@ -44,7 +46,12 @@ def make_node(position: int, knot: Knot, inputs: tuple[tuple[str, int], ...]) ->
         knot.config_hash,
         knot.target() if _is_plain_async(knot) else None,
         knot.name if isinstance(knot, Parameter) else None,
+        {name: _parent_id(p) for name, p in knot.parents.items()},
     )
+
+
+def _parent_id(parent: Knot | Ref) -> KnotId:
+    return parent.id if isinstance(parent, Knot) else KnotId(parent.knot_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

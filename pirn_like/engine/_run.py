@@ -72,6 +72,9 @@ class RunSettings:
     """Makes the store of a nested run (SubTapestry)."""
 
 
+_RESULT_TYPES = frozenset({Ok, Err, Skipped})
+
+
 class _NoNursery:
     def spawn(self, fn: Callable[[int], Awaitable[None]], arg: int) -> None:
         raise RuntimeError("the run has not started")
@@ -125,7 +128,8 @@ class _Run:
         self.results: list[Result[Any] | None] = [None] * n
         self.hashes: list[ContentHash | None] = [None] * n
         self.lineage: list[KnotLineage] = []
-        self.unflushed: list[KnotLineage] = []
+        self.flushed = 0  # lineage[:flushed] is in history
+        self.flush_at = _FLUSH_BATCH
         self.flush_wanted = anyio.Event()
         self.exceptions: list[ExceptionRecord] = []
         self.nursery: Nursery = _NO_NURSERY
@@ -188,36 +192,36 @@ class _Run:
 
     async def _settle(
         self, node: PlanNode
-    ) -> tuple[Result[Any], ContentHash | None, dict[str, ContentHash], dict[str, KnotId], int]:
+    ) -> tuple[Result[Any], ContentHash | None, dict[str, ContentHash], Mapping[str, KnotId], int]:
         """Decide a node's result: feed a parameter, apply the error policy, or call it."""
         knot = node.knot
         if node.param is not None:
             value, value_hash = self.params[node.param]
-            return Ok(value), value_hash, {}, {}, 0
+            return Ok(value), value_hash, {}, node.parent_ids, 0
         policy = knot.config.error_policy
+        receive = policy is ErrorPolicy.RECEIVE_ERRORS
         results = self.results
         hashes = self.hashes
-        nodes = self.nodes
+        parent_ids = node.parent_ids
         kwargs: dict[str, Any] = dict(knot.constants)
         input_hashes: dict[str, ContentHash] = {}
-        parent_ids: dict[str, KnotId] = {}
-        failed: tuple[str, KnotId, Result[Any]] | None = None
+        failed: tuple[str, Result[Any]] | None = None
         for name, p in node.inputs:
             r = results[p]
             assert r is not None
-            parent_ids[name] = nodes[p].knot.id
             if type(r) is Ok:
                 h = hashes[p]
                 assert h is not None
                 input_hashes[name] = h
-                kwargs[name] = r if policy is ErrorPolicy.RECEIVE_ERRORS else r.value
+                kwargs[name] = r if receive else r.value
             else:
                 input_hashes[name] = _failure_hash(r)
                 kwargs[name] = r
                 if failed is None:
-                    failed = (name, nodes[p].knot.id, r)
-        if failed is not None and policy is not ErrorPolicy.RECEIVE_ERRORS:
-            name, parent_id, r = failed
+                    failed = (name, r)
+        if failed is not None and not receive:
+            name, r = failed
+            parent_id = parent_ids[name]
             what = "failed" if isinstance(r, Err) else "was skipped"
             detail = f"parent {parent_id!r} (input {name!r}) {what}"
             if policy is ErrorPolicy.REQUIRE_ALL_PARENTS:
@@ -226,12 +230,16 @@ class _Run:
             reason = SkipReason.PARENT_FAILED if isinstance(r, Err) else SkipReason.PARENT_SKIPPED
             return Skipped(reason, detail), None, input_hashes, parent_ids, 0
 
+        if self.inline_async and node.direct is not None:
+            try:
+                value = await node.direct(**kwargs)
+            except Exception as exc:
+                return self._err(knot, exc), None, input_hashes, parent_ids, 1
+            result, out_hash = self._as_result(knot, value)
+            return result, out_hash, input_hashes, parent_ids, 1
         attempts = Attempts()
         try:
-            if self.inline_async and node.direct is not None:
-                attempts.count = 1
-                value = await node.direct(**kwargs)
-            elif knot._execution == "custom":
+            if knot._execution == "custom":
                 attempts.count = 1
                 value = await knot._execute(kwargs, self)  # type: ignore[attr-defined]
             else:
@@ -258,6 +266,11 @@ class _Run:
         return Err(record)
 
     def _as_result(self, knot: Knot, value: Any) -> tuple[Result[Any], ContentHash | None]:
+        if type(value) not in _RESULT_TYPES:  # the common case: a plain value
+            try:
+                return Ok(value), content_hash(value)
+            except UnhashableValueError as exc:
+                return self._err(knot, exc.located(f"knot {knot.id!r} output")), None
         if isinstance(value, Ok):
             value = value.value
         elif isinstance(value, Err):
@@ -280,7 +293,7 @@ class _Run:
         result: Result[Any],
         out_hash: ContentHash | None,
         input_hashes: dict[str, ContentHash],
-        parent_ids: dict[str, KnotId],
+        parent_ids: Mapping[str, KnotId],
         attempts: int,
         *,
         cancelled: bool = False,
@@ -342,17 +355,18 @@ class _Run:
             attempts,
             __version__,
         )
-        self.lineage.append(record)
-        unflushed = self.unflushed
-        unflushed.append(record)
-        if len(unflushed) >= _FLUSH_BATCH:
+        lineage = self.lineage
+        lineage.append(record)
+        if len(lineage) >= self.flush_at:
             self.flush_wanted.set()
         if self.send is not None:
             self.send(KnotFinished(record, result.value if type(result) is Ok else None))
         return record
 
     async def flush(self) -> None:
-        batch, self.unflushed = self.unflushed, []
+        batch = self.lineage[self.flushed :]
+        self.flushed += len(batch)  # before awaiting: a concurrent flush takes what follows
+        self.flush_at = self.flushed + _FLUSH_BATCH
         if batch:
             await self.history.record_lineage(batch)
 
