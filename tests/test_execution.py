@@ -431,6 +431,19 @@ async def test_knot_may_return_skipped() -> None:
 
 async def test_lineage_reaches_history_while_the_run_is_in_progress() -> None:
     """A crash mid-run must not lose what finished: lineage is flushed in batches."""
+    from collections.abc import Sequence
+
+    from pirn_like import InMemoryHistory, KnotLineage
+
+    class SignallingHistory(InMemoryHistory):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batch_arrived = anyio.Event()
+
+        async def record_lineage(self, records: Sequence[KnotLineage]) -> None:
+            await super().record_lineage(records)
+            self.batch_arrived.set()
+
     release = anyio.Event()
 
     @knot
@@ -442,24 +455,24 @@ async def test_lineage_reaches_history_while_the_run_is_in_progress() -> None:
         await release.wait()
         return v
 
-    with Tapestry() as t:
+    history = SignallingHistory()
+    with Tapestry(history=history) as t:
         first = quick(i=0, _config=KnotConfig(id="q0"))
         for i in range(1, 600):
             quick(i=i, _config=KnotConfig(id=f"q{i}"))
         waiter(v=first, _config=KnotConfig(id="waiter"))
 
-    seen_mid_run: list[int] = []
+    recorded_mid_run: list[int] = []
 
     async def watch() -> None:
         with anyio.fail_after(10):
-            while len(await t.history.get_lineage("run-live")) < 512:
-                await anyio.sleep(0.01)  # polling a condition, under a deadline
-        seen_mid_run.append(len(await t.history.get_lineage("run-live")))
+            await history.batch_arrived.wait()
+        recorded_mid_run.append(len(await history.get_lineage("run-live")))
         release.set()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch)
         result = await t.run(RunRequest(run_id="run-live"))
-    assert seen_mid_run and seen_mid_run[0] >= 512
+    assert recorded_mid_run[0] >= 512  # the waiter had not finished yet
     assert result.outputs["waiter"] == 0
-    assert len(await t.history.get_lineage("run-live")) == 601
+    assert len(await history.get_lineage("run-live")) == 601
