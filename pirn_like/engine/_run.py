@@ -167,19 +167,33 @@ class _Run:
         started = _now()
         if self.send is not None:
             self.send(KnotStarted(self.run_id, knot.id, started))
+        attempts = 1
+        out_hash: ContentHash | None = None
         try:
-            result, out_hash, input_hashes, parent_ids, attempts = await self._settle(node)
+            if node.param is not None:
+                value, out_hash = self.params[node.param]
+                result: Result[Any] | None = Ok(value)
+                input_hashes: dict[str, ContentHash] = {}
+            else:
+                kwargs, input_hashes, result = self._gather(node)
+                if result is not None:
+                    pass  # settled by the error policy
+                elif node.direct is not None and self.inline_async:
+                    # Plain async knot: await it right here (the hot path).
+                    try:
+                        result, out_hash = self._as_result(knot, await node.direct(**kwargs))
+                    except Exception as exc:
+                        result = self._err(knot, exc)
+                else:
+                    result, out_hash, attempts = await self._call(node, kwargs)
         except anyio.get_cancelled_exc_class():
-            self._record(
-                node, started, Skipped(SkipReason.BY_KNOT), None, {}, {}, 0, cancelled=True
-            )
+            self._record(node, started, Skipped(SkipReason.BY_KNOT), None, {}, 0, cancelled=True)
             raise
-        result = self._record(node, started, result, out_hash, input_hashes, parent_ids, attempts)
+        result = self._record(node, started, result, out_hash, input_hashes, attempts)
         self.results[i] = result
         self.hashes[i] = out_hash
-        if type(result) is Ok and self.settings.data_store is not None:
-            assert out_hash is not None
-            await self.settings.data_store.put(out_hash, result.value)
+        if out_hash is not None and self.settings.data_store is not None:
+            await self.settings.data_store.put(out_hash, result.value)  # type: ignore[union-attr]
         pending = self.pending
         follow = -1
         for c in self.children[i]:
@@ -190,19 +204,16 @@ class _Run:
                 follow = c
         return follow
 
-    async def _settle(
+    def _gather(
         self, node: PlanNode
-    ) -> tuple[Result[Any], ContentHash | None, dict[str, ContentHash], Mapping[str, KnotId], int]:
-        """Decide a node's result: feed a parameter, apply the error policy, or call it."""
+    ) -> tuple[dict[str, Any], dict[str, ContentHash], Result[Any] | None]:
+        """The node's call arguments and input hashes, and its result if the error
+        policy settles it without running (a failed or skipped parent)."""
         knot = node.knot
-        if node.param is not None:
-            value, value_hash = self.params[node.param]
-            return Ok(value), value_hash, {}, node.parent_ids, 0
         policy = knot.config.error_policy
         receive = policy is ErrorPolicy.RECEIVE_ERRORS
         results = self.results
         hashes = self.hashes
-        parent_ids = node.parent_ids
         kwargs: dict[str, Any] = dict(knot.constants)
         input_hashes: dict[str, ContentHash] = {}
         failed: tuple[str, Result[Any]] | None = None
@@ -219,24 +230,23 @@ class _Run:
                 kwargs[name] = r
                 if failed is None:
                     failed = (name, r)
-        if failed is not None and not receive:
-            name, r = failed
-            parent_id = parent_ids[name]
-            what = "failed" if isinstance(r, Err) else "was skipped"
-            detail = f"parent {parent_id!r} (input {name!r}) {what}"
-            if policy is ErrorPolicy.REQUIRE_ALL_PARENTS:
-                error = ParentFailedError(f"knot {knot.id!r} requires all parents: {detail}")
-                return self._err(knot, error), None, input_hashes, parent_ids, 0
-            reason = SkipReason.PARENT_FAILED if isinstance(r, Err) else SkipReason.PARENT_SKIPPED
-            return Skipped(reason, detail), None, input_hashes, parent_ids, 0
+        if failed is None or receive:
+            return kwargs, input_hashes, None
+        name, r = failed
+        what = "failed" if isinstance(r, Err) else "was skipped"
+        detail = f"parent {node.parent_ids[name]!r} (input {name!r}) {what}"
+        if policy is ErrorPolicy.REQUIRE_ALL_PARENTS:
+            error = ParentFailedError(f"knot {knot.id!r} requires all parents: {detail}")
+            return kwargs, input_hashes, self._err(knot, error)
+        reason = SkipReason.PARENT_FAILED if isinstance(r, Err) else SkipReason.PARENT_SKIPPED
+        return kwargs, input_hashes, Skipped(reason, detail)
 
-        if self.inline_async and node.direct is not None:
-            try:
-                value = await node.direct(**kwargs)
-            except Exception as exc:
-                return self._err(knot, exc), None, input_hashes, parent_ids, 1
-            result, out_hash = self._as_result(knot, value)
-            return result, out_hash, input_hashes, parent_ids, 1
+    async def _call(
+        self, node: PlanNode, kwargs: dict[str, Any]
+    ) -> tuple[Result[Any], ContentHash | None, int]:
+        """Run a knot through its dispatcher (limits, retries, timeout, validation) or
+        its own custom execution."""
+        knot = node.knot
         attempts = Attempts()
         try:
             if knot._execution == "custom":
@@ -256,9 +266,9 @@ class _Run:
                 )
                 value = await call_knot(site, kwargs, attempts)
         except Exception as exc:
-            return self._err(knot, exc), None, input_hashes, parent_ids, attempts.count
+            return self._err(knot, exc), None, attempts.count
         result, out_hash = self._as_result(knot, value)
-        return result, out_hash, input_hashes, parent_ids, attempts.count
+        return result, out_hash, attempts.count
 
     def _err(self, knot: Knot, exc: BaseException) -> Err:
         record = ExceptionRecord.from_exception(exc, knot_id=knot.id)
@@ -293,7 +303,6 @@ class _Run:
         result: Result[Any],
         out_hash: ContentHash | None,
         input_hashes: dict[str, ContentHash],
-        parent_ids: Mapping[str, KnotId],
         attempts: int,
         *,
         cancelled: bool = False,
@@ -312,7 +321,7 @@ class _Run:
             node.knot_class,
             node.config_hash,
             input_hashes,
-            parent_ids,
+            node.parent_ids,
             result,
             out_hash,
             error_id,
