@@ -405,9 +405,9 @@ async def test_an_emitter_failing_to_open_does_not_break_runs(
 
 
 async def test_a_hung_emitter_is_abandoned(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pirn_like.engine._run as run_module
+    import pirn_like.engine._emit as emit_module
 
-    monkeypatch.setattr(run_module, "EMIT_TIMEOUT", 0.05)
+    monkeypatch.setattr(emit_module, "EMIT_TIMEOUT", 0.05)
     hung_calls = 0
 
     class Hangs:

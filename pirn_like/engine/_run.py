@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 
 from pirn_like._errors import DuplicateRunError, ParentFailedError, UnhashableValueError
 from pirn_like._ids import ContentHash, KnotId, RunId
@@ -41,6 +41,7 @@ from pirn_like.core._results import (
     SkipReason,
 )
 from pirn_like.core._runtime import ItemTarget
+from pirn_like.engine._emit import start_emitting
 from pirn_like.engine._execute import Attempts, CallSite, Limits, call_knot
 from pirn_like.engine._nursery import Nursery, open_nursery
 from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
@@ -51,8 +52,6 @@ _log = logging.getLogger("pirn_like.engine")
 _now = partial(datetime.now, UTC)
 _FLUSH_BATCH = 512
 _FLUSH_INTERVAL = 1.0
-EMIT_TIMEOUT = 10.0
-"""Seconds one emitter may take for one event before it is abandoned (and logged)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -645,7 +644,7 @@ async def execute_run(
     try:
         async with anyio.create_task_group() as outer:
             if settings.emitters:
-                run.send = _start_emitting(outer, settings.emitters)
+                run.send = start_emitting(outer, settings.emitters)
                 run.send(RunStarted(run.run_record(status, started, None)))
             flusher = await outer.start(run.flush_periodically)
             if extensible and settings.store is not None:
@@ -687,37 +686,3 @@ async def execute_run(
                 final = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
                 await history.record_run_finished(run.run_record(final, started, _now()))
         raise
-
-
-def _start_emitting(tg: TaskGroup, emitters: Sequence[Emitter]) -> Callable[[RunEvent], None]:
-    """Fan events out to emitters from their own task, isolating their failures."""
-    send, receive = anyio.create_memory_object_stream[RunEvent](math.inf)
-
-    alive = list(emitters)
-
-    async def pump() -> None:
-        async with receive:
-            async for event in receive:
-                for emitter in tuple(alive):
-                    try:
-                        with anyio.fail_after(EMIT_TIMEOUT):
-                            await emitter.emit(event)
-                    except TimeoutError:
-                        alive.remove(emitter)
-                        _log.error(
-                            "emitter %r took over %gs on %s; it gets no more events this run",
-                            emitter,
-                            EMIT_TIMEOUT,
-                            type(event).__name__,
-                        )
-                    except Exception:
-                        _log.exception("emitter %r failed on %s", emitter, type(event).__name__)
-
-    tg.start_soon(pump)
-
-    def emit(event: RunEvent) -> None:
-        send.send_nowait(event)
-        if isinstance(event, RunFinished):
-            send.close()
-
-    return emit
