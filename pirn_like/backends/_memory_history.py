@@ -12,7 +12,8 @@ __all__ = ["InMemoryHistory"]
 
 
 class InMemoryHistory:
-    """The default RunHistory. Lost when the process ends; indexes every hash it sees."""
+    """The default RunHistory. Lost when the process ends; indexes every hash it sees
+    (lazily, when it is next queried)."""
 
     def __init__(self) -> None:
         self._runs: dict[str, RunRecord] = {}
@@ -20,6 +21,7 @@ class InMemoryHistory:
         self._by_output: defaultdict[str, list[KnotLineage]] = defaultdict(list)
         self._by_input: defaultdict[str, list[KnotLineage]] = defaultdict(list)
         self._by_knot: defaultdict[str, list[KnotLineage]] = defaultdict(list)
+        self._unindexed: list[KnotLineage] = []
 
     async def __aenter__(self) -> Self:
         return self
@@ -34,7 +36,12 @@ class InMemoryHistory:
         self._runs[run.run_id] = run
 
     async def record_lineage(self, records: Sequence[KnotLineage]) -> None:
-        for rec in records:
+        # Indexed on the first query after, not here: recording is on the run's path.
+        self._unindexed.extend(records)
+
+    def _index(self) -> None:
+        pending, self._unindexed = self._unindexed, []
+        for rec in pending:
             self._by_run[rec.run_id].append(rec)
             self._by_knot[rec.knot_id].append(rec)
             if rec.output_hash is not None:
@@ -52,13 +59,17 @@ class InMemoryHistory:
         return runs[:limit]
 
     async def get_lineage(self, run_id: str) -> list[KnotLineage]:
+        self._index()
         return list(self._by_run.get(run_id, ()))
 
     async def query_lineage_by_output_hash(self, output_hash: str) -> list[KnotLineage]:
+        self._index()
         return list(self._by_output.get(output_hash, ()))
 
     async def query_lineage_by_input_hash(self, input_hash: str) -> list[KnotLineage]:
+        self._index()
         return list(self._by_input.get(input_hash, ()))
 
     async def query_lineage_by_knot_id(self, knot_id: str) -> list[KnotLineage]:
+        self._index()
         return list(self._by_knot.get(knot_id, ()))
