@@ -56,6 +56,7 @@ class Tapestry:
         self._tag_limits = dict(tag_limits or {})
         self._tokens: list[Token[Registrar | None]] = []
         self._plans: dict[tuple[int, tuple[str, ...] | None], RunPlan] = {}
+        self._declared: tuple[int, set[str]] | None = None
         self._resources: AsyncExitStack | None = None
         self._closed = False
 
@@ -209,12 +210,18 @@ class Tapestry:
             params=params,
         )
 
+    def _known_parameters(self, plan: RunPlan) -> set[str]:
+        """Every parameter this tapestry declares (cached per graph version)."""
+        version = self._store.version
+        if self._declared is None or self._declared[0] != version:
+            self._declared = (version, _declared_parameters(self._store.knots()))
+        return self._declared[1] | set(plan.parameters)
+
     def _validate_parameters(
         self, plan: RunPlan, request: RunRequest
     ) -> dict[str, tuple[object, ContentHash]]:
         given = request.parameters
-        known = {k.name for k in self._store.knots().values() if isinstance(k, Parameter)}
-        known.update(plan.parameters)
+        known = self._known_parameters(plan) if given else set()
         unknown = sorted(set(given) - known)
         if unknown:
             raise ParameterError(
@@ -238,6 +245,10 @@ class Tapestry:
             except UnhashableValueError as exc:
                 raise ParameterError(str(exc.located(f"parameter {name!r}"))) from None
         return values
+
+
+def _declared_parameters(knots: Mapping[KnotId, Knot]) -> set[str]:
+    return {k.name for k in knots.values() if isinstance(k, Parameter)}
 
 
 def _terminal_key(t: Knot | str) -> str:

@@ -233,12 +233,28 @@ class Knot:
     def config_hash(self) -> ContentHash:
         """Hash of the knot's class, output-relevant settings and constants."""
         cached: ContentHash | None = self.__dict__.get("_config_hash")
+        if cached is not None:
+            return cached
+        cls = type(self)
+        per_class: dict[tuple[object, ...], ContentHash] | None = None
+        key = (self.config.error_policy, self.config.validate_io)
+        if not self.constants and cls.identity_settings is Knot.identity_settings:
+            # Knots of one class with no constants and default settings share one hash
+            # (a fan-out of 10,000 mappers computes it once).
+            per_class = cls.__dict__.get("_shared_config_hashes")
+            if per_class is None:
+                per_class = cls._shared_config_hashes = {}
+            cached = per_class.get(key)
         if cached is None:
             cached = config_hash(
                 self.knot_class, self.identity_settings(), self.constants, knot_id=self.id
             )
-            self.__dict__["_config_hash"] = cached
+            if per_class is not None:
+                per_class[key] = cached
+        self.__dict__["_config_hash"] = cached
         return cached
+
+    _shared_config_hashes: ClassVar[dict[tuple[object, ...], ContentHash]]
 
     def target(self) -> Callable[..., Any]:
         """The callable the dispatcher invokes with the knot's inputs."""
