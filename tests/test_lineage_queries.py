@@ -153,3 +153,23 @@ def test_lambdas_are_identified_by_their_own_expression_and_captured_values() ->
     assert g1.config_hash != g2.config_hash
     assert g3.config_hash == g4.config_hash  # the id on the line does not leak in
     assert c1.config_hash != c2.config_hash
+
+
+async def test_run_records_serialize_to_json() -> None:
+    import json
+
+    from pirn_like import RunRecord
+
+    with Tapestry() as t:
+        x = Parameter("x", int)
+        scale(x=x, factor=2, _config=KnotConfig(id="d"))
+    result = await t.run(RunRequest(parameters={"x": 4}))
+    dumped = json.loads(result.model_dump_json(exclude={"results", "outputs"}))
+    rec = next(r for r in dumped["lineage"] if r["knot_id"] == "d")
+    assert rec["outcome"] == "ok"
+    assert rec["parent_input_hashes"] == {"x": content_hash(4)}
+    assert rec["output_hash"] == content_hash(8)
+    assert "param:x" in repr(result)
+    run = await t.history.get_run(result.run_id)
+    assert run is not None
+    assert RunRecord.model_validate_json(run.model_dump_json()) == run

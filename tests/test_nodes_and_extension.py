@@ -498,3 +498,23 @@ async def test_custom_dispatcher_needs_only_the_protocol() -> None:
     assert result.outputs["one"] == 1
     assert calls == ["one"]
     assert result.lineage_for("one").dispatcher == "Recording"
+
+
+async def test_events_and_results_serialize_to_json() -> None:
+    from pydantic import TypeAdapter
+
+    from pirn_like import Err, Ok, RunEvent
+
+    memory = MemoryEmitter()
+    with Tapestry(emitters=[memory]) as t:
+        x = Parameter("x", int)
+        Gate(input=x, predicate=lambda v: v > 0, _config=KnotConfig(id="g"))
+    await t.run(RunRequest(parameters={"x": 0}))
+    adapter = TypeAdapter(RunEvent)
+    dumped = [adapter.dump_python(e, mode="json") for e in memory.events[:-1]]
+    finished = [d for d in dumped if "lineage" in d and d["lineage"]["knot_id"] == "g"]
+    assert finished[0]["lineage"]["skip_reason"] == "gate_closed"
+    assert TypeAdapter(Ok[int]).dump_python(Ok(3), mode="json") == {"value": 3}
+    lineage = next(e.lineage for e in memory.events if isinstance(e, KnotFinished))
+    assert TypeAdapter(type(lineage)).validate_python(lineage._asdict()) == lineage
+    assert "record" in TypeAdapter(Err).json_schema()["properties"]

@@ -1,7 +1,5 @@
 """Events a run emits to its emitters, as immutable records."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias

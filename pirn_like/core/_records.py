@@ -1,6 +1,8 @@
-"""Records of runs: the request, the result, lineage, status events and run summaries."""
+"""Records of runs: the request, the result, lineage, status events and run summaries.
 
-from __future__ import annotations
+No postponed annotations here: pydantic resolves the named tuples' annotations in
+their public module (``pirn_like``), so they must be real objects.
+"""
 
 import enum
 from collections.abc import Mapping
@@ -8,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from pirn_like._ids import ContentHash, KnotId, RunId
 from pirn_like.core._hashing import combine_hashes
@@ -77,6 +80,18 @@ class KnotLineage(NamedTuple):
     finished_at: datetime
     attempts: int
     pirn_like_version: str
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Validate as the named tuple (from a dict or a sequence); serialize as a dict,
+        so JSON consumers (history, emitters) see field names."""
+        schema = handler(source)
+        schema["serialization"] = core_schema.plain_serializer_function_ser_schema(
+            lambda rec: rec._asdict()
+        )
+        return schema
 
     @property
     def execution_hash(self) -> ContentHash:

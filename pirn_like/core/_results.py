@@ -1,7 +1,5 @@
 """Three-way knot results: ``Ok``, ``Err`` and ``Skipped``."""
 
-from __future__ import annotations
-
 import enum
 import traceback as _traceback
 from dataclasses import dataclass
@@ -52,7 +50,7 @@ class ExceptionRecord(BaseModel):
     knot_id: str | None = None
 
     @classmethod
-    def from_exception(cls, exc: BaseException, *, knot_id: str | None = None) -> ExceptionRecord:
+    def from_exception(cls, exc: BaseException, *, knot_id: str | None = None) -> "ExceptionRecord":
         """Capture ``exc`` with its traceback text."""
         exc_type = type(exc)
         type_name = f"{exc_type.__module__}.{exc_type.__qualname__}"
