@@ -10,7 +10,7 @@ from pirn_like._errors import CycleError, WiringError
 from pirn_like._ids import ContentHash, KnotId
 from pirn_like.core._knot import Knot, Optional, Parameter, Ref
 
-__all__ = ["PlanNode", "RunPlan", "build_plan", "make_node"]
+__all__ = ["PlanNode", "RunPlan", "build_plan", "make_node", "wire"]
 
 
 class PlanNode(NamedTuple):
@@ -34,24 +34,44 @@ class PlanNode(NamedTuple):
     """Input name -> parent knot id; shared by every lineage record of this node."""
 
 
-def make_node(position: int, knot: Knot, inputs: tuple[tuple[str, int], ...]) -> PlanNode:
+def make_node(
+    position: int,
+    knot: Knot,
+    inputs: tuple[tuple[str, int], ...],
+    parent_ids: Mapping[str, KnotId],
+    parent_count: int,
+) -> PlanNode:
     """A plan node for ``knot``; hashes its constants, so an unhashable one fails now."""
     return PlanNode(
         position,
         knot,
         inputs,
-        len({p for _, p in inputs}),
+        parent_count,
         isinstance(knot, Optional),
         knot.knot_class,
         knot.config_hash,
         knot.target() if _is_plain_async(knot) else None,
         knot.name if isinstance(knot, Parameter) else None,
-        {name: _parent_id(p) for name, p in knot.parents.items()},
+        parent_ids,
     )
 
 
-def _parent_id(parent: Knot | Ref) -> KnotId:
-    return parent.id if isinstance(parent, Knot) else KnotId(parent.knot_id)
+def wire(
+    knot: Knot, index: Mapping[KnotId, int], registered: Mapping[KnotId, Knot]
+) -> tuple[tuple[tuple[str, int], ...], dict[str, KnotId], list[int]]:
+    """Resolve ``knot``'s parents once: (input name, parent index) pairs, the parent
+    ids by input name, and the distinct parent indices in order."""
+    inputs: list[tuple[str, int]] = []
+    parent_ids: dict[str, KnotId] = {}
+    for name, p in knot.parents.items():
+        pid = p.id if isinstance(p, Knot) else _resolve(p, registered, knot, name).id
+        parent_ids[name] = pid
+        inputs.append((name, index[pid]))
+    if len(inputs) < 2:
+        distinct = [inputs[0][1]] if inputs else []
+    else:
+        distinct = sorted({i for _, i in inputs})
+    return tuple(inputs), parent_ids, distinct
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,7 +79,9 @@ class RunPlan:
     """Nodes in a topological order, with children lists and the roots to start from."""
 
     nodes: tuple[PlanNode, ...]
-    children: tuple[tuple[int, ...], ...]
+    children: tuple[Sequence[int], ...]
+    """Each node's children. Plans are cached and shared by runs: never mutate these
+    (an extensible run copies them first)."""
     roots: tuple[int, ...]
     terminals: tuple[KnotId, ...]
     parameters: Mapping[str, Parameter]
@@ -114,21 +136,17 @@ def build_plan(
     roots: list[int] = []
     params: dict[str, Parameter] = {}
     for i, k in enumerate(order):
-        inputs = tuple(
-            (name, index[p.id if isinstance(p, Knot) else _resolve(p, registered, k, name).id])
-            for name, p in k.parents.items()
-        )
-        distinct = sorted({p for _, p in inputs})
+        inputs, parent_ids, distinct = wire(k, index, registered)
         for p in distinct:
             children[p].append(i)
         if not distinct:
             roots.append(i)
         if isinstance(k, Parameter):
             params[k.name] = k
-        nodes.append(make_node(i, k, inputs))
+        nodes.append(make_node(i, k, inputs, parent_ids, len(distinct)))
     return RunPlan(
         nodes=tuple(nodes),
-        children=tuple(tuple(c) for c in children),
+        children=tuple(children),
         roots=tuple(roots),
         terminals=tuple(k.id for k in roots_out),
         parameters=params,

@@ -30,7 +30,7 @@ from pirn_like.core._config import ErrorPolicy
 from pirn_like.core._events import KnotFinished, KnotStarted, RunEvent, RunFinished, RunStarted
 from pirn_like.core._hashing import combine_hashes, content_hash
 from pirn_like.core._knot import Knot, Ref, registering_into
-from pirn_like.core._plan import PlanNode, RunPlan, build_plan, make_node
+from pirn_like.core._plan import PlanNode, RunPlan, build_plan, make_node, wire
 from pirn_like.core._records import KnotLineage, RunRecord, RunRequest, RunResult, RunStatus
 from pirn_like.core._results import (
     Err,
@@ -119,7 +119,7 @@ class _Run:
         self.inline_async = inline and not self.has_limits
         n = len(plan.nodes)
         self.nodes: list[PlanNode] = list(plan.nodes)
-        self.children: list[list[int]] | tuple[tuple[int, ...], ...] = (
+        self.children: list[list[int]] | tuple[Sequence[int], ...] = (
             [list(c) for c in plan.children] if extensible else plan.children
         )
         self.index: dict[KnotId, int] = dict(plan.index) if extensible else {}
@@ -545,12 +545,9 @@ class _Run:
             if resolved.id not in self.index:
                 self.extend(resolved)
         i = len(self.nodes)
-        inputs = tuple(
-            (name, self.index[KnotId(p.knot_id) if isinstance(p, Ref) else p.id])
-            for name, p in knot.parents.items()
-        )
-        waiting = sorted({p for _, p in inputs if self.results[p] is None})
-        self.nodes.append(make_node(i, knot, inputs))
+        inputs, parent_ids, distinct = wire(knot, self.index, store.knots())
+        waiting = [p for p in distinct if self.results[p] is None]
+        self.nodes.append(make_node(i, knot, inputs, parent_ids, len(distinct)))
         self.children.append([])
         self.index[knot.id] = i
         self.pending.append(len(waiting))
