@@ -119,23 +119,43 @@ def build_plan(
     Raises ``WiringError`` for unknown terminals, dangling refs and duplicate ids, and
     ``CycleError`` naming the ring.
     """
-    fast = _in_registration_order(registered) if terminals is None else None
-    if fast is not None:
-        order, roots_out = fast
-    else:
-        roots_out = _terminals(registered, terminals)
-        order = _depth_first(roots_out, registered)
-        if terminals is None and len(order) < len(registered):
-            # Every knot is either consumed or a terminal, so a knot no terminal
-            # reaches can only sit in (or feed) a ring.
-            ordered = {id(k) for k in order}
-            raise _name_cycle([k for k in registered.values() if id(k) not in ordered], registered)
+    if terminals is None:
+        plan = _assemble(list(registered.values()), registered, None)
+        if plan is not None:
+            return plan
+    roots_out = _terminals(registered, terminals)
+    order = _depth_first(roots_out, registered)
+    if terminals is None and len(order) < len(registered):
+        # Every knot is either consumed or a terminal, so a knot no terminal
+        # reaches can only sit in (or feed) a ring.
+        ordered = {id(k) for k in order}
+        raise _name_cycle([k for k in registered.values() if id(k) not in ordered], registered)
+    plan = _assemble(order, registered, roots_out)
+    assert plan is not None
+    return plan
+
+
+def _assemble(
+    order: list[Knot], registered: Mapping[KnotId, Knot], roots_out: list[Knot] | None
+) -> RunPlan | None:
+    """The plan of ``order`` (a topological order) ending at ``roots_out``.
+
+    With ``roots_out`` None, ``order`` is the registration order, as a ``with
+    Tapestry():`` block builds it: used as is (its terminals being the knots nothing
+    consumes) if every parent was registered before its child, else None.
+    """
+    check = roots_out is None
     index = {k.id: i for i, k in enumerate(order)}
     children: list[list[int]] = [[] for _ in order]
     nodes: list[PlanNode] = []
     roots: list[int] = []
     params: dict[str, Parameter] = {}
     for i, k in enumerate(order):
+        if check:
+            for p in k.parents.values():
+                j = index.get(p.id) if isinstance(p, Knot) else None
+                if j is None or j >= i or order[j] is not p:
+                    return None  # a Ref, an unregistered parent, or a later one
         inputs, parent_ids, distinct = wire(k, index, registered)
         for p in distinct:
             children[p].append(i)
@@ -144,6 +164,8 @@ def build_plan(
         if isinstance(k, Parameter):
             params[k.name] = k
         nodes.append(make_node(i, k, inputs, parent_ids, len(distinct)))
+    if roots_out is None:
+        roots_out = [order[i] for i, c in enumerate(children) if not c]
     return RunPlan(
         nodes=tuple(nodes),
         children=tuple(children),
@@ -167,24 +189,6 @@ def _is_plain_async(knot: Knot) -> bool:
         and not config.validate_io
         and config.max_concurrency is None
     )
-
-
-def _in_registration_order(
-    registered: Mapping[KnotId, Knot],
-) -> tuple[list[Knot], list[Knot]] | None:
-    """The knots in registration order and the ones nothing consumes, if that order
-    is already topological (no Refs, every parent registered before its child),
-    which is how a ``with Tapestry():`` block builds them; else None."""
-    seen: set[int] = set()
-    consumed: set[int] = set()
-    for k in registered.values():
-        for p in k.parents.values():
-            if id(p) not in seen:  # a Ref, or a parent not registered (yet)
-                return None
-            consumed.add(id(p))
-        seen.add(id(k))
-    order = list(registered.values())
-    return order, [k for k in order if id(k) not in consumed]
 
 
 def _terminals(
