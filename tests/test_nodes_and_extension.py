@@ -518,3 +518,20 @@ async def test_events_and_results_serialize_to_json() -> None:
     lineage = next(e.lineage for e in memory.events if isinstance(e, KnotFinished))
     assert TypeAdapter(type(lineage)).validate_python(lineage._asdict()) == lineage
     assert "record" in TypeAdapter(Err).json_schema()["properties"]
+
+
+async def test_map_items_returning_ok_keep_the_unwrapped_value() -> None:
+    from pirn_like import InMemoryDataStore, Map, Ok
+
+    @knot
+    async def wrapped(n: int) -> Any:
+        return Ok(n * 10)
+
+    data = InMemoryDataStore()
+    with Tapestry(data_store=data) as t:
+        Map(over=numbers(_config=KnotConfig(id="nums")), each=wrapped, _config=KnotConfig(id="w"))
+    result = await t.run()
+    assert result.outputs["w"] == [10, 20, 30]
+    h = result.lineage_for("w[1]").output_hash
+    assert h is not None
+    assert await data.get(h) == 20

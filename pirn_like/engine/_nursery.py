@@ -10,7 +10,7 @@ anyio task group.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
@@ -24,9 +24,9 @@ __all__ = ["Nursery", "open_nursery"]
 
 
 class Nursery(Protocol):
-    """Starts ``fn(arg)`` as a task owned by the enclosing ``async with``."""
+    """Starts ``fn()`` as a task owned by the enclosing ``async with``."""
 
-    def spawn(self, fn: Callable[[int], Awaitable[None]], arg: int) -> None: ...
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None: ...
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc_info: object) -> bool | None: ...
 
@@ -43,8 +43,8 @@ class _AsyncioNursery:
     async def __aenter__(self) -> Self:
         return self
 
-    def spawn(self, fn: Callable[[int], Awaitable[None]], arg: int) -> None:
-        task = self._loop.create_task(fn(arg))  # type: ignore[arg-type]
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        task = self._loop.create_task(fn())
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -90,8 +90,8 @@ class _AnyioNursery:
         await self._tg.__aenter__()
         return self
 
-    def spawn(self, fn: Callable[[int], Awaitable[None]], arg: int) -> None:
-        self._tg.start_soon(fn, arg)  # type: ignore[arg-type]
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._tg.start_soon(fn)
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         return await self._tg.__aexit__(*exc_info)

@@ -12,8 +12,8 @@ import math
 import threading
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -77,11 +77,28 @@ _RESULT_TYPES = frozenset({Ok, Err, Skipped})
 
 
 class _NoNursery:
-    def spawn(self, fn: Callable[[int], Awaitable[None]], arg: int) -> None:
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         raise RuntimeError("the run has not started")
 
 
 _NO_NURSERY: Any = _NoNursery()
+
+
+def _to_result(knot_id: KnotId, value: Any) -> tuple[Result[Any], ContentHash | None]:
+    """What a knot's code returned, as a result with its output hash.
+
+    A plain value becomes ``Ok``; a returned ``Ok``/``Err``/``Skipped`` is kept; an
+    output with no codec becomes an ``Err`` naming the knot and the type.
+    """
+    if type(value) is Ok:
+        value = value.value
+    elif type(value) in _RESULT_TYPES:
+        return value, None
+    try:
+        return Ok(value), content_hash(value)
+    except UnhashableValueError as exc:
+        error = exc.located(f"knot {knot_id!r} output")
+        return Err(ExceptionRecord.from_exception(error, knot_id=knot_id)), None
 
 
 def _failure_hash(result: Result[Any]) -> ContentHash:
@@ -165,9 +182,9 @@ class _Run:
         """
         if self.ready and not self.pending_drivers:
             self.pending_drivers += 1
-            self.nursery.spawn(self.drive, 0)
+            self.nursery.spawn(self.drive)
 
-    async def drive(self, _: int) -> None:
+    async def drive(self) -> None:
         self.pending_drivers -= 1
         ready = self.ready
         budget = _CHECKPOINT_EVERY
@@ -293,23 +310,10 @@ class _Run:
         return Err(record)
 
     def _as_result(self, knot: Knot, value: Any) -> tuple[Result[Any], ContentHash | None]:
-        if type(value) not in _RESULT_TYPES:  # the common case: a plain value
-            try:
-                return Ok(value), content_hash(value)
-            except UnhashableValueError as exc:
-                return self._err(knot, exc.located(f"knot {knot.id!r} output")), None
-        if isinstance(value, Ok):
-            value = value.value
-        elif isinstance(value, Err):
-            self.exceptions.append(value.record)
-            return value, None
-        elif isinstance(value, Skipped):
-            return value, None
-        try:
-            return Ok(value), content_hash(value)
-        except UnhashableValueError as exc:
-            error = exc.located(f"knot {knot.id!r} output")
-            return self._err(knot, error), None
+        result, out_hash = _to_result(knot.id, value)
+        if type(result) is Err:
+            self.exceptions.append(result.record)
+        return result, out_hash
 
     # -- recording --------------------------------------------------------------
 
@@ -441,27 +445,16 @@ class _Run:
                     for name, value in varying.items():
                         input_hashes[name] = content_hash(value)
                         kwargs[name] = value
-                    value = await call_knot(
-                        CallSite(
-                            run_id=site.run_id,
-                            knot_id=item_id,
-                            target=site.target,
-                            spec=site.spec,
-                            config=site.config,
-                            dispatcher=site.dispatcher,
-                            limiters=site.limiters,
-                        ),
-                        kwargs,
-                        attempts,
-                    )
+                    value = await call_knot(replace(site, knot_id=item_id), kwargs, attempts)
                 except Exception as exc:
                     record = ExceptionRecord.from_exception(exc, knot_id=item_id)
                     result: Result[Any] = Err(record)
                     out_hash = None
                 else:
-                    result, out_hash = self._as_item_result(item_id, value)
+                    # Item failures are summed up by the owner's Err, not in run.exceptions.
+                    result, out_hash = _to_result(item_id, value)
                     if out_hash is not None and self.settings.data_store is not None:
-                        await self.settings.data_store.put(out_hash, value)
+                        await self.settings.data_store.put(out_hash, result.value)  # type: ignore[union-attr]
                 results[index] = result
                 self._append(
                     item_id,
@@ -481,19 +474,6 @@ class _Run:
             for _ in range(min(limit, len(items))):
                 tg.start_soon(worker)
         return [r for r in results if r is not None]
-
-    def _as_item_result(
-        self, item_id: KnotId, value: Any
-    ) -> tuple[Result[Any], ContentHash | None]:
-        if isinstance(value, Err | Skipped):
-            return value, None
-        if isinstance(value, Ok):
-            value = value.value
-        try:
-            return Ok(value), content_hash(value)
-        except UnhashableValueError as exc:
-            error = exc.located(f"item {item_id!r} output")
-            return Err(ExceptionRecord.from_exception(error, knot_id=item_id)), None
 
     # -- nested runs (SubTapestry) ---------------------------------------------
 
