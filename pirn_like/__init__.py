@@ -6,6 +6,7 @@ then ``await tapestry.run(RunRequest(...))``. Every knot ends ``Ok``, ``Err`` or
 """
 
 from pirn_like._errors import (
+    BackendError,
     ClosedResourceError,
     CycleError,
     DuplicateRunError,
@@ -16,8 +17,12 @@ from pirn_like._errors import (
     ParameterError,
     ParentFailedError,
     PirnLikeError,
+    ResumeError,
+    SchemaVersionError,
+    SerializationError,
     SubTapestryError,
     UnhashableValueError,
+    UntrustedPayloadError,
     WiringError,
 )
 from pirn_like._exports import publish
@@ -26,12 +31,14 @@ from pirn_like._tapestry import Tapestry
 from pirn_like._version import __version__
 from pirn_like.backends import InMemoryDataStore, InMemoryHistory, InMemoryStore
 from pirn_like.core._codecs import Codec, CodecRegistry, register_codec
-from pirn_like.core._config import ErrorPolicy, KnotConfig, RetryPolicy
+from pirn_like.core._config import CachePolicy, ErrorPolicy, KnotConfig, RetryPolicy
 from pirn_like.core._events import KnotFinished, KnotStarted, RunEvent, RunFinished, RunStarted
 from pirn_like.core._hashing import content_hash
 from pirn_like.core._knot import Knot, Optional, Parameter, Ref, knot
 from pirn_like.core._records import (
+    CacheMiss,
     KnotLineage,
+    RetentionReport,
     RunRecord,
     RunRequest,
     RunResult,
@@ -57,6 +64,9 @@ from pirn_like.nodes import (
 __all__ = [
     "Aggregator",
     "Branch",
+    "CacheMiss",
+    "CachePolicy",
+    "BackendError",
     "ClosedResourceError",
     "Codec",
     "CodecRegistry",
@@ -91,6 +101,10 @@ __all__ = [
     "ParameterError",
     "ParentFailedError",
     "PirnLikeError",
+    "ResumeError",
+    "RetentionReport",
+    "SchemaVersionError",
+    "SerializationError",
     "Reduce",
     "Ref",
     "Result",
@@ -113,6 +127,7 @@ __all__ = [
     "Tapestry",
     "ThreadDispatcher",
     "UnhashableValueError",
+    "UntrustedPayloadError",
     "WiringError",
     "ZipMap",
     "__version__",

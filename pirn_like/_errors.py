@@ -14,7 +14,12 @@
     ├── MapItemsFailedError               items of a Map / ZipMap / DictMap failed
     ├── SubTapestryError                  the inner run of a SubTapestry failed
     ├── MissingExtraError (ImportError)   an optional dependency is not installed
-    └── ClosedResourceError (RuntimeError) a backend, dispatcher or tapestry was used after close
+    ├── ClosedResourceError (RuntimeError) a backend, dispatcher or tapestry was used after close
+    ├── BackendError                      a backend cannot be opened or used (URL redacted)
+    │   └── SchemaVersionError            a database was written by a newer pirn_like
+    ├── SerializationError (TypeError)    a value cannot be stored, or stored bytes cannot be read
+    │   └── UntrustedPayloadError         a pickled payload is unsigned, tampered or not opted in
+    └── ResumeError                       a run cannot be resumed (unknown, finished, no values)
 
 Every message says what is wrong, with the offending value, and how to fix it.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BackendError",
     "ClosedResourceError",
     "CycleError",
     "DuplicateRunError",
@@ -34,8 +40,12 @@ __all__ = [
     "ParameterError",
     "ParentFailedError",
     "PirnLikeError",
+    "ResumeError",
+    "SchemaVersionError",
+    "SerializationError",
     "SubTapestryError",
     "UnhashableValueError",
+    "UntrustedPayloadError",
     "WiringError",
 ]
 
@@ -115,3 +125,26 @@ class MissingExtraError(PirnLikeError, ImportError):
 
 class ClosedResourceError(PirnLikeError, RuntimeError):
     """A backend, dispatcher or tapestry was used after it was closed."""
+
+
+class BackendError(PirnLikeError):
+    """A backend cannot be opened or used. Messages name the backend's URL with any
+    password redacted."""
+
+
+class SchemaVersionError(BackendError):
+    """A database's schema is newer than this pirn_like understands."""
+
+
+class SerializationError(PirnLikeError, TypeError):
+    """A value cannot be turned into bytes for a persistent backend, or stored bytes
+    cannot be turned back into a value."""
+
+
+class UntrustedPayloadError(SerializationError):
+    """Stored bytes hold a pickle that is unsigned, signed with another key, tampered
+    with, or read by a serializer that was not given a key (pickle is opt-in)."""
+
+
+class ResumeError(PirnLikeError):
+    """A run cannot be resumed: unknown run id, already finished, or its values are gone."""

@@ -8,15 +8,23 @@ from contextlib import AsyncExitStack
 from contextvars import Token
 from typing import Any, Self
 
-from pirn_like._errors import ClosedResourceError, ParameterError, UnhashableValueError, WiringError
+from pirn_like._errors import (
+    ClosedResourceError,
+    ParameterError,
+    ResumeError,
+    UnhashableValueError,
+    WiringError,
+)
 from pirn_like._ids import ContentHash, KnotId
 from pirn_like.backends import InMemoryHistory, InMemoryStore
+from pirn_like.backends._from_url import data_store_from_url, history_from_url, store_from_url
 from pirn_like.core._hashing import content_hash
 from pirn_like.core._knot import Knot, Parameter, Registrar, _current_registrar
 from pirn_like.core._plan import RunPlan, build_plan
-from pirn_like.core._records import RunRequest, RunResult
+from pirn_like.core._records import RunRequest, RunResult, RunStatus
+from pirn_like.core._results import Outcome
 from pirn_like.dispatchers import LocalDispatcher
-from pirn_like.engine._run import RunSettings, execute_run
+from pirn_like.engine._run import Resume, RunSettings, execute_run
 from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
 
 __all__ = ["Tapestry"]
@@ -38,14 +46,20 @@ class Tapestry:
     def __init__(
         self,
         *,
-        store: TapestryStore | None = None,
-        history: RunHistory | None = None,
-        data_store: DataStore | None = None,
+        store: TapestryStore | str | None = None,
+        history: RunHistory | str | None = None,
+        data_store: DataStore | str | None = None,
         dispatcher: Dispatcher | None = None,
         emitters: Sequence[Emitter] = (),
         max_concurrency: int | None = None,
         tag_limits: Mapping[str, int] | None = None,
     ) -> None:
+        if isinstance(store, str):
+            store = store_from_url(store)
+        if isinstance(history, str):
+            history = history_from_url(history)
+        if isinstance(data_store, str):
+            data_store = data_store_from_url(data_store)
         self._store: TapestryStore = store if store is not None else InMemoryStore()
         self._history: RunHistory = history if history is not None else InMemoryHistory()
         self._data_store = data_store
@@ -122,7 +136,10 @@ class Tapestry:
         stack = AsyncExitStack()
         await stack.__aenter__()
         live: list[Emitter] = []
+        store: Any = self._store
         try:
+            if hasattr(store, "__aenter__"):  # a persistent store: opened first, closed last
+                await stack.enter_async_context(store)
             for part in (self._history, self._data_store, self._dispatcher):
                 if part is not None:
                     await stack.enter_async_context(part)
@@ -187,8 +204,107 @@ class Tapestry:
         request = request if request is not None else RunRequest()
         plan = self.plan(terminals)
         params = self._validate_parameters(plan, request)
+        self._check_memoization(plan)
         await self._open()
-        settings = RunSettings(
+        return await execute_run(
+            plan,
+            request,
+            self._settings(dispatcher, max_concurrency, tag_limits, timeout),
+            extensible=extensible,
+            terminals_explicit=terminals is not None,
+            params=params,
+        )
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        dispatcher: Dispatcher | None = None,
+        max_concurrency: int | None = _UNSET,
+        tag_limits: Mapping[str, int] | None = None,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """Continue an interrupted run (crashed, cancelled, timed out or failed).
+
+        Knots that finished ``Ok`` are replayed from their stored outputs (the data
+        store must hold them) when every knot upstream of them was too; everything else
+        runs again, under the same run id, adding to the same lineage. Needs a
+        persistent history and data store to survive a crash of the process.
+        """
+        await self._open()
+        record = await self._history.get_run(run_id)
+        if record is None:
+            raise ResumeError(f"no run {run_id!r} in this tapestry's history")
+        if record.status is RunStatus.SUCCEEDED:
+            raise ResumeError(f"run {run_id!r} already succeeded; there is nothing to resume")
+        if self._data_store is None:
+            raise ResumeError(
+                f"resuming run {run_id!r} needs the data store its outputs were kept in: "
+                "Tapestry(data_store=...)"
+            )
+        plan = self.plan(record.terminals or None)
+        self._check_memoization(plan)
+        parameters = {
+            name: await self._stored(run_id, f"parameter {name!r}", h)
+            for name, h in record.parameter_hashes.items()
+        }
+        request = RunRequest(
+            parameters=parameters,
+            run_id=run_id,
+            trigger=record.trigger,
+            labels=record.labels,
+            parent_run_id=record.parent_run_id,
+            parent_knot_id=record.parent_knot_id,
+        )
+        params = self._validate_parameters(plan, request)
+        prior = await self._history.get_lineage(run_id)
+        outputs: dict[KnotId, tuple[object, ContentHash]] = {}
+        for rec in prior:
+            if rec.outcome is Outcome.OK and rec.output_hash is not None:
+                try:
+                    value = await self._data_store.get(rec.output_hash)  # type: ignore[arg-type]
+                except KeyError:
+                    outputs.pop(rec.knot_id, None)  # not kept: that knot runs again
+                    continue
+                outputs[rec.knot_id] = (value, rec.output_hash)
+            else:
+                outputs.pop(rec.knot_id, None)
+        return await execute_run(
+            plan,
+            request,
+            self._settings(dispatcher, max_concurrency, tag_limits, timeout),
+            extensible=False,
+            terminals_explicit=bool(record.terminals),
+            params=params,
+            resume=Resume(started_at=record.started_at, prior=prior, outputs=outputs),
+        )
+
+    async def _stored(self, run_id: str, what: str, content_hash: str) -> object:
+        assert self._data_store is not None
+        try:
+            return await self._data_store.get(content_hash)  # type: ignore[arg-type]
+        except KeyError:
+            raise ResumeError(
+                f"cannot resume run {run_id!r}: the value of {what} ({content_hash}) is no "
+                "longer in the data store"
+            ) from None
+
+    def _check_memoization(self, plan: RunPlan) -> None:
+        if plan.memoized and self._data_store is None:
+            raise WiringError(
+                f"knots {list(plan.memoized)} have KnotConfig(cache=...), which replays "
+                "outputs from a data store: pass Tapestry(data_store=...), e.g. "
+                "InMemoryDataStore() or 'file:///path/to/values'"
+            )
+
+    def _settings(
+        self,
+        dispatcher: Dispatcher | None,
+        max_concurrency: int | None,
+        tag_limits: Mapping[str, int] | None,
+        timeout: float | None,
+    ) -> RunSettings:
+        return RunSettings(
             dispatcher=dispatcher if dispatcher is not None else self._dispatcher,
             history=self._history,
             data_store=self._data_store,
@@ -200,14 +316,6 @@ class Tapestry:
             timeout=timeout,
             store=self._store,
             new_store=InMemoryStore,
-        )
-        return await execute_run(
-            plan,
-            request,
-            settings,
-            extensible=extensible,
-            terminals_explicit=terminals is not None,
-            params=params,
         )
 
     def _known_parameters(self, plan: RunPlan) -> set[str]:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Self
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from pirn_like._ids import ContentHash, KnotId, RunId
 from pirn_like.core._codecs import Codec
 from pirn_like.core._events import RunEvent
 from pirn_like.core._knot import Knot
-from pirn_like.core._records import KnotLineage, RunRecord, RunStatus
+from pirn_like.core._records import CacheMiss, KnotLineage, RetentionReport, RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Codec",
@@ -25,6 +29,7 @@ __all__ = [
     "Emitter",
     "KnotCall",
     "RunHistory",
+    "Serializer",
     "TapestryStore",
 ]
 
@@ -73,6 +78,12 @@ class TapestryStore(Protocol):
     ``WiringError`` for a duplicate id. ``subscribe`` calls ``listener`` for each
     knot added afterwards (this is what mid-run extension listens to) and returns a
     function that unsubscribes.
+
+    A persistent store is also an async context manager: the tapestry opens it before
+    anything else. ``add`` keeps the knot in memory at once and the store writes it
+    out in the background; knots other processes add reach ``knots()`` and the
+    listeners while the store is open. ``await store.sync()`` waits until every knot
+    added so far is written and every knot written elsewhere so far is loaded.
     """
 
     @property
@@ -98,12 +109,39 @@ class RunHistory(_Resource, Protocol):
     async def record_run_finished(self, run: RunRecord) -> None: ...
     async def get_run(self, run_id: str) -> RunRecord | None: ...
     async def list_runs(
-        self, *, limit: int = 100, status: RunStatus | None = None
-    ) -> list[RunRecord]: ...
+        self,
+        *,
+        limit: int = 100,
+        status: RunStatus | None = None,
+        started_before: datetime | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first (by start time)."""
+        ...
+
     async def get_lineage(self, run_id: str) -> list[KnotLineage]: ...
     async def query_lineage_by_output_hash(self, output_hash: str) -> list[KnotLineage]: ...
     async def query_lineage_by_input_hash(self, input_hash: str) -> list[KnotLineage]: ...
     async def query_lineage_by_knot_id(self, knot_id: str) -> list[KnotLineage]: ...
+    async def query_lineage_by_cache_key(self, cache_key: str) -> list[KnotLineage]:
+        """Records whose ``cache_key`` is ``cache_key`` (any outcome)."""
+        ...
+
+    async def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Delete these runs and all their lineage, atomically; returns how many runs
+        were deleted. Values are not touched (see ``delete_runs_older_than``)."""
+        ...
+
+    # Derived queries: every history gets these from ``LineageQueries``.
+    async def explain_miss(self, run_id: str, knot_id: str) -> CacheMiss | None: ...
+    async def provenance(self, content_hash: str) -> nx.DiGraph[str]: ...
+    async def lineage_path(self, source_hash: str, target_hash: str) -> list[KnotLineage]: ...
+    async def delete_runs_older_than(
+        self,
+        age: timedelta,
+        *,
+        data_store: DataStore | None = None,
+        now: datetime | None = None,
+    ) -> RetentionReport: ...
 
 
 class DataStore(_Resource, Protocol):
@@ -118,6 +156,18 @@ class DataStore(_Resource, Protocol):
     async def delete(self, content_hash: ContentHash) -> bool:
         """Scrub a value; True if it was kept."""
         ...
+
+
+class Serializer(Protocol):
+    """Turns values into bytes for persistent backends, and bytes back into values.
+
+    ``dumps`` raises ``SerializationError`` for a value it cannot store; ``loads``
+    raises ``SerializationError`` (``UntrustedPayloadError`` for refused pickles) for
+    bytes it cannot or may not read. ``SafeSerializer`` is the default.
+    """
+
+    def dumps(self, value: object) -> bytes: ...
+    def loads(self, data: bytes) -> object: ...
 
 
 class Emitter(_Resource, Protocol):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ErrorPolicy", "KnotConfig", "RetryPolicy"]
+__all__ = ["CachePolicy", "ErrorPolicy", "KnotConfig", "RetryPolicy"]
 
 
 class ErrorPolicy(enum.StrEnum):
@@ -40,6 +40,21 @@ class RetryPolicy(BaseModel):
     retry_on: tuple[type[BaseException], ...] = (Exception,)
 
 
+class CachePolicy(BaseModel):
+    """Memoization of one knot: ``KnotConfig(cache=CachePolicy(...))`` or ``cache=True``.
+
+    A knot whose code, config, constants and input hashes match an earlier successful
+    execution (in this run or any earlier run in the same history) is not executed
+    again: its output is read from the tapestry's DataStore. ``ttl`` (seconds) ignores
+    executions older than that; bumping ``version`` invalidates every earlier entry.
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    ttl: Annotated[float | None, Field(gt=0)] = None
+    version: str = ""
+
+
 class KnotConfig(BaseModel):
     """Framework settings of one knot, passed as ``_config=`` when the knot is built.
 
@@ -60,3 +75,14 @@ class KnotConfig(BaseModel):
     """Seconds; an async knot is cancelled at its deadline, a sync one abandoned."""
     max_concurrency: Annotated[int | None, Field(ge=1)] = None
     """At most this many executions of this knot at once (across runs and map items)."""
+    cache: CachePolicy | None = None
+    """Memoize this knot (``True`` for the default policy); off by default."""
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_shorthand(cls, value: object) -> object:
+        if value is True:
+            return CachePolicy()
+        if value is False:
+            return None
+        return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import textwrap
 from collections.abc import Callable, Mapping
 from types import CodeType
 from typing import Any
@@ -13,7 +14,7 @@ from pirn_like._errors import UnhashableValueError
 from pirn_like._ids import ContentHash
 from pirn_like.core._hashing import combine_hashes, content_hash
 
-__all__ = ["callable_identity", "config_hash"]
+__all__ = ["callable_identity", "code_hash", "config_hash", "constant_identity"]
 
 
 def callable_identity(fn: Callable[..., Any]) -> str:
@@ -25,8 +26,12 @@ def callable_identity(fn: Callable[..., Any]) -> str:
     closure values are hashed too: ``lambda v: v > limit`` differs by ``limit``.
     Callables without Python source (builtins) are named only.
     """
+    return _identity(fn, normalize=False)
+
+
+def _identity(fn: Callable[..., Any], *, normalize: bool) -> str:
     if isinstance(fn, functools.partial):
-        inner = callable_identity(fn.func)
+        inner = _identity(fn.func, normalize=normalize)
         args = content_hash([list(fn.args), dict(fn.keywords)])
         return f"partial({inner}, {args})"
     name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
@@ -37,9 +42,43 @@ def callable_identity(fn: Callable[..., Any]) -> str:
         source = _lambda_source(fn, code) if code.co_name == "<lambda>" else inspect.getsource(fn)
     except (OSError, TypeError):
         return name
+    if normalize:
+        source = _normalized(source)
     captured = [_captured(v) for v in (getattr(fn, "__defaults__", None) or ())]
     captured += [_captured(cell.cell_contents) for cell in (fn.__closure__ or ())]  # type: ignore[attr-defined]
     return f"{name}#{combine_hashes((source, *captured))}"
+
+
+def code_hash(code_owner: type | Callable[..., Any]) -> ContentHash:
+    """Hash of a knot's own code, for cache keys.
+
+    For a function: its source and its default and closure values (see
+    ``callable_identity``). For a class: the source of the class and of each base
+    class defined outside pirn_like. Source is compared as a syntax tree, so
+    comments, blank lines and formatting do not count; docstrings do. Code the knot
+    calls (helper functions, imported modules, installed libraries) does not count.
+    """
+    if not isinstance(code_owner, type):
+        return combine_hashes((_identity(code_owner, normalize=True),))
+    parts: list[str] = []
+    for klass in code_owner.__mro__:
+        if klass.__module__.split(".", 1)[0] in ("pirn_like", "builtins", "typing"):
+            continue
+        try:
+            parts.append(
+                f"{klass.__module__}.{klass.__qualname__}:{_normalized(inspect.getsource(klass))}"
+            )
+        except (OSError, TypeError):
+            parts.append(f"{klass.__module__}.{klass.__qualname__}")
+    return combine_hashes(parts)
+
+
+def _normalized(source: str) -> str:
+    """Source text as its syntax tree, when it parses on its own."""
+    try:
+        return ast.dump(ast.parse(textwrap.dedent(source)))
+    except SyntaxError:
+        return source
 
 
 def _captured(value: object) -> str:
@@ -140,16 +179,19 @@ def _config_hash(
     parts = [knot_class]
     for mapping in (settings, constants):
         for name in sorted(mapping):
-            value = mapping[name]
-            if isinstance(value, type):
-                parts.append(f"{name}=type:{value.__module__}.{value.__qualname__}")
-                continue
-            if callable(value):
-                parts.append(f"{name}=callable:{callable_identity(value)}")
-                continue
             try:
-                parts.append(f"{name}={content_hash(value)}")
+                parts.append(f"{name}={constant_identity(mapping[name])}")
             except UnhashableValueError as exc:
                 raise exc.located(f"knot {knot_id!r}, constant {name!r}") from None
         parts.append("|")
     return combine_hashes(parts)
+
+
+def constant_identity(value: object) -> str:
+    """What identifies a knot's constant: a type by name, a callable by
+    ``callable_identity``, anything else by its content hash."""
+    if isinstance(value, type):
+        return f"type:{value.__module__}.{value.__qualname__}"
+    if callable(value):
+        return f"callable:{callable_identity(value)}"
+    return content_hash(value)

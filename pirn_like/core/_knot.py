@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol
 from pirn_like._errors import KnotDefinitionError, WiringError
 from pirn_like._ids import ContentHash, KnotId
 from pirn_like.core._config import KnotConfig
-from pirn_like.core._identity import config_hash
+from pirn_like.core._identity import code_hash, config_hash
 
 __all__ = [
     "FunctionKnot",
@@ -256,6 +256,22 @@ class Knot:
 
     _shared_config_hashes: ClassVar[dict[tuple[object, ...], ContentHash]]
 
+    @property
+    def code_hash(self) -> ContentHash:
+        """Hash of this knot's own code (see ``pirn_like.core._identity.code_hash``):
+        part of its cache key, so editing the code invalidates memoized outputs."""
+        cls = type(self)
+        cached: ContentHash | None = cls.__dict__.get("_code_hash")
+        if cached is None:
+            cached = code_hash(self._code_owner())
+            cls._code_hash = cached
+        return cached
+
+    _code_hash: ClassVar[ContentHash]
+
+    def _code_owner(self) -> type | Callable[..., Any]:
+        return type(self)
+
     def target(self) -> Callable[..., Any]:
         """The callable the dispatcher invokes with the knot's inputs."""
         return self.process  # type: ignore[attr-defined]  # checked by __init_subclass__
@@ -284,6 +300,9 @@ class FunctionKnot(Knot):
     _fn_name: ClassVar[str]
 
     def target(self) -> Callable[..., Any]:
+        return type(self).fn
+
+    def _code_owner(self) -> type | Callable[..., Any]:
         return type(self).fn
 
 

@@ -8,9 +8,12 @@ from typing import Any, NamedTuple
 
 from pirn_like._errors import CycleError, WiringError
 from pirn_like._ids import ContentHash, KnotId
+from pirn_like.core._config import CachePolicy
+from pirn_like.core._hashing import combine_hashes, content_hash
+from pirn_like.core._identity import constant_identity
 from pirn_like.core._knot import Knot, Optional, Parameter, Ref
 
-__all__ = ["PlanNode", "RunPlan", "build_plan", "make_node", "wire"]
+__all__ = ["CacheSpec", "PlanNode", "RunPlan", "build_plan", "cache_spec", "make_node", "wire"]
 
 
 class PlanNode(NamedTuple):
@@ -32,6 +35,41 @@ class PlanNode(NamedTuple):
     """The parameter name, for a Parameter."""
     parent_ids: Mapping[str, KnotId]
     """Input name -> parent knot id; shared by every lineage record of this node."""
+    cache: CacheSpec | None
+    """Set when the knot is memoized."""
+
+
+class CacheSpec(NamedTuple):
+    """The input-independent part of a memoized knot's cache key."""
+
+    policy: CachePolicy
+    parts: Mapping[str, ContentHash]
+    """``code``, ``config``, ``version`` and ``constant:<name>`` hashes."""
+
+    def key(self, input_hashes: Mapping[str, ContentHash]) -> ContentHash:
+        """The cache key of an execution on these inputs."""
+        parts = self.parts
+        return combine_hashes(
+            [
+                *(f"{name}={parts[name]}" for name in sorted(parts)),
+                *(f"input:{name}={input_hashes[name]}" for name in sorted(input_hashes)),
+            ]
+        )
+
+
+def cache_spec(knot: Knot) -> CacheSpec | None:
+    """The cache spec of ``knot``, or None when it is not memoized."""
+    policy = knot.config.cache
+    if policy is None:
+        return None
+    parts = {
+        "code": knot.code_hash,
+        "config": knot.config_hash,
+        "version": content_hash(policy.version),
+    }
+    for name, value in knot.constants.items():
+        parts[f"constant:{name}"] = ContentHash(combine_hashes((constant_identity(value),)))
+    return CacheSpec(policy, parts)
 
 
 def make_node(
@@ -53,6 +91,7 @@ def make_node(
         knot.target() if _is_plain_async(knot) else None,
         knot.name if isinstance(knot, Parameter) else None,
         parent_ids,
+        cache_spec(knot),
     )
 
 
@@ -86,6 +125,8 @@ class RunPlan:
     terminals: tuple[KnotId, ...]
     parameters: Mapping[str, Parameter]
     index: Mapping[KnotId, int]
+    memoized: tuple[KnotId, ...] = ()
+    """Knots with a cache policy."""
 
 
 def _resolve(parent: Knot | Ref, registered: Mapping[KnotId, Knot], owner: Knot, name: str) -> Knot:
@@ -173,6 +214,7 @@ def _assemble(
         terminals=tuple(k.id for k in roots_out),
         parameters=params,
         index=index,
+        memoized=tuple(n.knot.id for n in nodes if n.cache is not None),
     )
 
 

@@ -18,7 +18,9 @@ from pirn_like.core._hashing import combine_hashes
 from pirn_like.core._results import ExceptionRecord, Outcome, Result, SkipReason
 
 __all__ = [
+    "CacheMiss",
     "KnotLineage",
+    "RetentionReport",
     "execution_hash",
     "RunRecord",
     "RunRequest",
@@ -80,6 +82,13 @@ class KnotLineage(NamedTuple):
     finished_at: datetime
     attempts: int
     pirn_like_version: str
+    cache_key: ContentHash | None = None
+    """Set for knots with a cache policy: the key their output is memoized under."""
+    cached_from: RunId | None = None
+    """Set on a cache hit: the run whose execution produced the replayed output."""
+    cache_key_parts: Mapping[str, ContentHash] | None = None
+    """What the cache key is made of (``code``, ``config``, ``version``,
+    ``constant:<name>``; inputs are in ``parent_input_hashes``), to explain misses."""
 
     @classmethod
     def __get_pydantic_core_schema__(
@@ -191,8 +200,37 @@ class RunResult(BaseModel):
         return self.results[knot_id]
 
     def lineage_for(self, knot_id: str) -> KnotLineage:
-        """The lineage record of ``knot_id`` in this run."""
-        for rec in self.lineage:
+        """The lineage record of ``knot_id`` in this run (the latest, after a resume)."""
+        for rec in reversed(self.lineage):
             if rec.knot_id == knot_id:
                 return rec
         raise KeyError(knot_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheMiss:
+    """Why a cached knot was executed instead of replayed.
+
+    ``changed`` names what differs from ``previous``, the nearest earlier execution
+    of the same knot: ``code``, ``config``, ``version``, ``constant:<name>`` or
+    ``input:<name>``. When nothing differs, ``reason`` says why that execution could
+    not be reused (``expired``, ``failed``, ``value_gone``), or ``first_execution``
+    when there is no earlier one.
+    """
+
+    run_id: str
+    knot_id: str
+    reason: str
+    changed: tuple[str, ...]
+    previous: KnotLineage | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """What ``delete_runs_older_than`` removed."""
+
+    deleted_runs: tuple[str, ...]
+    deleted_values: tuple[str, ...]
+    kept_values: tuple[str, ...]
+    """Values the deleted runs produced that lineage kept elsewhere still references."""

@@ -14,7 +14,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -23,7 +23,12 @@ import anyio.from_thread
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 
-from pirn_like._errors import DuplicateRunError, ParentFailedError, UnhashableValueError
+from pirn_like._errors import (
+    DuplicateRunError,
+    ParentFailedError,
+    SerializationError,
+    UnhashableValueError,
+)
 from pirn_like._ids import ContentHash, KnotId, RunId
 from pirn_like._version import __version__
 from pirn_like.core._config import ErrorPolicy
@@ -47,7 +52,7 @@ from pirn_like.engine._execute import Attempts, CallSite, Limits, call_knot
 from pirn_like.engine._nursery import Nursery, open_nursery
 from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
 
-__all__ = ["RunSettings", "execute_run", "new_run_id"]
+__all__ = ["Resume", "RunSettings", "execute_run", "new_run_id"]
 
 _log = logging.getLogger("pirn_like.engine")
 _now = partial(datetime.now, UTC)
@@ -73,7 +78,22 @@ class RunSettings:
     """Makes the store of a nested run (SubTapestry)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resume:
+    """What a resumed run starts from: its records so far and the outputs to replay."""
+
+    started_at: datetime
+    prior: Sequence[KnotLineage]
+    outputs: Mapping[KnotId, tuple[object, ContentHash]]
+    """Output value and hash of each knot that finished ``Ok`` before the interruption."""
+
+
 _RESULT_TYPES = frozenset({Ok, Err, Skipped})
+
+_Memo = tuple[ContentHash, RunId | None, Mapping[str, ContentHash]]
+"""A memoized execution's cache key, the run it was replayed from, and the key's parts."""
+_NO_MEMO = (None, None, None)
+_unstorable_logged: set[type] = set()
 
 
 class _NoNursery:
@@ -149,6 +169,13 @@ class _Run:
         self.flushed = 0  # lineage[:flushed] is in history
         self.flush_at = _FLUSH_BATCH
         self.flush_wanted = anyio.Event()
+        self.flush_lock = anyio.Lock()
+        self.data_store = settings.data_store
+        self.durable: bool = getattr(settings.history, "durable", False)
+        self.awaiting_checkpoint: list[int] = []
+        self.checkpointing = False
+        self.memo: dict[ContentHash, tuple[object, ContentHash]] = {}
+        self.roots_override: list[int] | None = None
         self.exceptions: list[ExceptionRecord] = []
         self.nursery: Nursery = _NO_NURSERY
         self.ready: deque[int] = deque()
@@ -169,8 +196,29 @@ class _Run:
 
     def start_ready(self, nursery: Nursery) -> None:
         self.nursery = nursery
-        self.ready.extend(self.plan.roots)
+        self.ready.extend(self.plan.roots if self.roots_override is None else self.roots_override)
         self._ensure_driver()
+
+    def replay(self, resume: Resume) -> None:
+        """Settle the knots that finished before the interruption, in topological order;
+        a knot is replayed only if all its parents were (a re-executed parent may
+        produce something else)."""
+        self.lineage.extend(resume.prior)
+        self.flushed = len(self.lineage)
+        self.flush_at = self.flushed + _FLUSH_BATCH
+        replayed = [False] * len(self.nodes)
+        for i, node in enumerate(self.nodes):
+            kept = resume.outputs.get(node.knot.id)
+            if kept is None or not all(replayed[p] for _, p in node.inputs):
+                continue
+            replayed[i] = True
+            self.results[i] = Ok(kept[0])
+            self.hashes[i] = kept[1]
+            for c in self.children[i]:
+                self.pending[c] -= 1
+        self.roots_override = [
+            i for i, done in enumerate(replayed) if not done and not self.pending[i]
+        ]
 
     def _ensure_driver(self) -> None:
         """Keep one driver task pending while ready knots wait.
@@ -206,6 +254,7 @@ class _Run:
             self.send(KnotStarted(self.run_id, knot.id, started))
         attempts = 1
         out_hash: ContentHash | None = None
+        memo: _Memo | None = None
         try:
             if node.param is not None:
                 value, out_hash = self.params[node.param]
@@ -215,6 +264,10 @@ class _Run:
                 kwargs, input_hashes, result = self._gather(node)
                 if result is not None:
                     pass  # settled by the error policy
+                elif node.cache is not None:
+                    result, out_hash, attempts, memo = await self._memoized(
+                        node, kwargs, input_hashes
+                    )
                 elif node.direct is not None and self.inline_async:
                     # Plain async knot: await it right here (the hot path).
                     try:
@@ -226,17 +279,104 @@ class _Run:
         except anyio.get_cancelled_exc_class():
             self._record(node, started, Skipped(SkipReason.BY_KNOT), None, {}, 0, cancelled=True)
             raise
-        result = self._record(node, started, result, out_hash, input_hashes, attempts)
+        result = self._record(node, started, result, out_hash, input_hashes, attempts, memo)
         self.results[i] = result
         self.hashes[i] = out_hash
-        if out_hash is not None and self.settings.data_store is not None:
-            await self.settings.data_store.put(out_hash, result.value)  # type: ignore[union-attr]
+        if out_hash is not None and self.data_store is not None and attempts:
+            await self._keep(out_hash, result.value)  # type: ignore[union-attr]
+        if self.durable and self.children[i]:
+            # Children start once this knot's record is durable: a crash after they
+            # start never loses the record resume needs to skip this knot.
+            self.awaiting_checkpoint.append(i)
+            if not self.checkpointing:
+                self.checkpointing = True
+                self.nursery.spawn(self.checkpoint)
+            return
+        self._release(i)
+
+    def _release(self, i: int) -> None:
+        """Node ``i`` has settled: queue the children it made ready."""
         pending = self.pending
         ready = self.ready
         for c in self.children[i]:
             pending[c] -= 1
             if not pending[c]:
                 ready.append(c)
+
+    async def checkpoint(self) -> None:
+        """Write finished knots' records, then release their children (group commit:
+        knots finishing while a write is in flight share the next one)."""
+        try:
+            while self.awaiting_checkpoint:
+                batch, self.awaiting_checkpoint = self.awaiting_checkpoint, []
+                await self.flush()
+                for i in batch:
+                    self._release(i)
+                self._ensure_driver()
+        finally:
+            self.checkpointing = False
+
+    async def _keep(self, out_hash: ContentHash, value: object) -> None:
+        """Put an output into the data store; a value the store cannot hold is logged
+        (memoization and resume then execute its knot again), never a failed run."""
+        assert self.data_store is not None
+        try:
+            await self.data_store.put(out_hash, value)
+        except SerializationError as exc:
+            kind = type(value)
+            if kind not in _unstorable_logged:
+                _unstorable_logged.add(kind)
+                _log.warning("run %s: values of type %s are not kept: %s", self.run_id, kind, exc)
+
+    # -- memoization ------------------------------------------------------------
+
+    async def _memoized(
+        self, node: PlanNode, kwargs: dict[str, Any], input_hashes: dict[str, ContentHash]
+    ) -> tuple[Result[Any], ContentHash | None, int, _Memo]:
+        """Replay the output of an earlier execution with the same cache key, or call
+        the knot and remember its output under that key."""
+        spec = node.cache
+        assert spec is not None
+        key = spec.key(input_hashes)
+        hit = await self._cache_lookup(key, spec.policy.ttl)
+        if hit is not None:
+            value, out_hash, origin = hit
+            return Ok(value), out_hash, 0, (key, origin, spec.parts)
+        result, out_hash, attempts = await self._call(node, kwargs)
+        if type(result) is Ok and out_hash is not None:
+            self.memo[key] = (result.value, out_hash)
+        return result, out_hash, attempts, (key, None, spec.parts)
+
+    async def _cache_lookup(
+        self, key: ContentHash, ttl: float | None
+    ) -> tuple[object, ContentHash, RunId] | None:
+        in_run = self.memo.get(key)
+        if in_run is not None:
+            return in_run[0], in_run[1], self.run_id
+        store = self.data_store
+        assert store is not None  # checked before the run starts
+        oldest = _now() - timedelta(seconds=ttl) if ttl is not None else None
+        for rec in reversed(await self.history.query_lineage_by_cache_key(key)):
+            # Only original executions count (a replay's time says nothing of its age).
+            if rec.outcome is not Outcome.OK or rec.output_hash is None or rec.cached_from:
+                continue
+            if oldest is not None and rec.finished_at < oldest:
+                continue
+            try:
+                value = await store.get(rec.output_hash)
+            except KeyError:
+                continue
+            # A value read back must hash as recorded: a lossy store never yields a hit.
+            if content_hash(value) != rec.output_hash:
+                _log.warning(
+                    "run %s: stored value %s does not hash as recorded; executing %r again",
+                    self.run_id,
+                    rec.output_hash,
+                    rec.knot_id,
+                )
+                continue
+            return value, rec.output_hash, rec.run_id
+        return None
 
     def _gather(
         self, node: PlanNode
@@ -325,6 +465,7 @@ class _Run:
         out_hash: ContentHash | None,
         input_hashes: dict[str, ContentHash],
         attempts: int,
+        memo: _Memo | None = None,
         *,
         cancelled: bool = False,
     ) -> Result[Any]:
@@ -349,6 +490,7 @@ class _Run:
             started,
             attempts,
             cancelled,
+            memo,
         )
         return result
 
@@ -365,6 +507,7 @@ class _Run:
         started: datetime,
         attempts: int,
         cancelled: bool,
+        memo: _Memo | None = None,
     ) -> KnotLineage:
         skipped = type(result) is Skipped and not cancelled
         record = KnotLineage(  # positional: this is the per-knot hot path
@@ -384,6 +527,7 @@ class _Run:
             _now(),
             attempts,
             __version__,
+            *(memo or _NO_MEMO),
         )
         lineage = self.lineage
         lineage.append(record)
@@ -394,11 +538,14 @@ class _Run:
         return record
 
     async def flush(self) -> None:
-        batch = self.lineage[self.flushed :]
-        self.flushed += len(batch)  # before awaiting: a concurrent flush takes what follows
-        self.flush_at = self.flushed + _FLUSH_BATCH
-        if batch:
-            await self.history.record_lineage(batch)
+        # One write at a time, in order: when flush() returns, every record appended
+        # before the call is in history (checkpoints rely on it).
+        async with self.flush_lock:
+            batch = self.lineage[self.flushed :]
+            self.flushed += len(batch)
+            self.flush_at = self.flushed + _FLUSH_BATCH
+            if batch:
+                await self.history.record_lineage(batch)
 
     async def flush_periodically(self, *, task_status: TaskStatus[anyio.CancelScope]) -> None:
         with anyio.CancelScope() as scope:
@@ -453,8 +600,8 @@ class _Run:
                 else:
                     # Item failures are summed up by the owner's Err, not in run.exceptions.
                     result, out_hash = _to_result(item_id, value)
-                    if out_hash is not None and self.settings.data_store is not None:
-                        await self.settings.data_store.put(out_hash, result.value)  # type: ignore[union-attr]
+                    if out_hash is not None and self.data_store is not None:
+                        await self._keep(out_hash, result.value)  # type: ignore[union-attr]
                 results[index] = result
                 self._append(
                     item_id,
@@ -620,18 +767,24 @@ async def execute_run(
     extensible: bool,
     terminals_explicit: bool = True,
     params: Mapping[str, tuple[object, ContentHash]] | None = None,
+    resume: Resume | None = None,
 ) -> RunResult:
-    """Execute ``plan`` to completion and record it; cancellation propagates."""
+    """Execute ``plan`` to completion and record it; cancellation propagates.
+
+    With ``resume``, the run continues an interrupted one under the same run id."""
     run_id = RunId(request.run_id) if request.run_id else new_run_id()
     if params is None:
         params = {name: (p.default, content_hash(p.default)) for name, p in plan.parameters.items()}
     run = _Run(plan, request, run_id, settings, params, extensible, terminals_explicit)
     started = _now()
+    if resume is not None:
+        run.replay(resume)
+        started = resume.started_at
     status = RunStatus.RUNNING
     unsubscribe: Callable[[], None] | None = None
     history = settings.history
     result: RunResult | None = None
-    if request.run_id and await history.get_run(run_id) is not None:
+    if resume is None and request.run_id and await history.get_run(run_id) is not None:
         raise DuplicateRunError(
             f"run id {run_id!r} is already recorded in this history; "
             "omit RunRequest.run_id to get a fresh one"
