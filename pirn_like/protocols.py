@@ -102,6 +102,10 @@ class RunHistory(_Resource, Protocol):
 
     Lineage arrives in batches while a run is in progress, so a crash loses at most
     the batch in flight. Queries return records in the order they were recorded.
+
+    A history that survives its process sets the class attribute ``durable = True``;
+    runs then checkpoint: a knot's children start only once its record is written,
+    so ``Tapestry.resume`` can skip every knot whose children had started.
     """
 
     async def record_run_started(self, run: RunRecord) -> None: ...
