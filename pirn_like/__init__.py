@@ -5,6 +5,8 @@ then ``await tapestry.run(RunRequest(...))``. Every knot ends ``Ok``, ``Err`` or
 ``Skipped`` and leaves a ``KnotLineage`` record keyed by sha256 content hashes.
 """
 
+from typing import TYPE_CHECKING
+
 from pirn_like._errors import (
     BackendError,
     ClosedResourceError,
@@ -25,11 +27,18 @@ from pirn_like._errors import (
     UntrustedPayloadError,
     WiringError,
 )
-from pirn_like._exports import publish
+from pirn_like._exports import lazy_exports, publish
 from pirn_like._ids import ContentHash, KnotId, RunId
 from pirn_like._tapestry import Tapestry
 from pirn_like._version import __version__
-from pirn_like.backends import InMemoryDataStore, InMemoryHistory, InMemoryStore
+from pirn_like.backends import (
+    InMemoryDataStore,
+    InMemoryHistory,
+    InMemoryStore,
+    data_store_from_url,
+    history_from_url,
+    store_from_url,
+)
 from pirn_like.core._codecs import Codec, CodecRegistry, register_codec
 from pirn_like.core._config import CachePolicy, ErrorPolicy, KnotConfig, RetryPolicy
 from pirn_like.core._events import KnotFinished, KnotStarted, RunEvent, RunFinished, RunStarted
@@ -61,12 +70,25 @@ from pirn_like.nodes import (
     ZipMap,
 )
 
+if TYPE_CHECKING:
+    from pirn_like.backends import LocalDiskDataStore, S3DataStore, ValKeyDataStore
+    from pirn_like.core._serialization import SafeSerializer, ValueFormat
+
+# Loaded on first use: persistent backends and the serializer are not needed to run.
+_LAZY = {
+    "LocalDiskDataStore": "pirn_like.backends",
+    "S3DataStore": "pirn_like.backends",
+    "ValKeyDataStore": "pirn_like.backends",
+    "SafeSerializer": "pirn_like.core._serialization",
+    "ValueFormat": "pirn_like.core._serialization",
+}
+
 __all__ = [
     "Aggregator",
+    "BackendError",
     "Branch",
     "CacheMiss",
     "CachePolicy",
-    "BackendError",
     "ClosedResourceError",
     "Codec",
     "CodecRegistry",
@@ -89,6 +111,7 @@ __all__ = [
     "KnotLineage",
     "KnotStarted",
     "KnotTimeoutError",
+    "LocalDiskDataStore",
     "LocalDispatcher",
     "Map",
     "MapItemsFailedError",
@@ -101,13 +124,11 @@ __all__ = [
     "ParameterError",
     "ParentFailedError",
     "PirnLikeError",
-    "ResumeError",
-    "RetentionReport",
-    "SchemaVersionError",
-    "SerializationError",
     "Reduce",
     "Ref",
     "Result",
+    "ResumeError",
+    "RetentionReport",
     "RetryPolicy",
     "RunEvent",
     "RunFinished",
@@ -117,6 +138,10 @@ __all__ = [
     "RunResult",
     "RunStarted",
     "RunStatus",
+    "S3DataStore",
+    "SafeSerializer",
+    "SchemaVersionError",
+    "SerializationError",
     "Sink",
     "SkipReason",
     "Skipped",
@@ -128,12 +153,18 @@ __all__ = [
     "ThreadDispatcher",
     "UnhashableValueError",
     "UntrustedPayloadError",
+    "ValKeyDataStore",
+    "ValueFormat",
     "WiringError",
     "ZipMap",
-    "__version__",
     "content_hash",
+    "data_store_from_url",
+    "history_from_url",
     "knot",
     "register_codec",
+    "store_from_url",
+    "__version__",
 ]
 
-publish(__name__, globals(), __all__)
+publish(__name__, globals(), [n for n in __all__ if n not in _LAZY])
+__getattr__ = lazy_exports(__name__, globals(), _LAZY)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+import importlib
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from contextlib import suppress
 
-__all__ = ["publish"]
+__all__ = ["lazy_exports", "publish"]
 
 
 def publish(package: str, namespace: MutableMapping[str, object], names: Iterable[str]) -> None:
@@ -20,3 +21,24 @@ def publish(package: str, namespace: MutableMapping[str, object], names: Iterabl
         if isinstance(module, str) and module.startswith("pirn_like.") and "._" in module:
             with suppress(AttributeError, TypeError):  # e.g. NewType aliases
                 obj.__module__ = package  # type: ignore[attr-defined]
+
+
+def lazy_exports(
+    package: str, namespace: MutableMapping[str, object], sources: Mapping[str, str]
+) -> Callable[[str], object]:
+    """A module ``__getattr__`` that imports each name from its module on first use.
+
+    ``sources`` maps a public name to the module defining it (or to another public
+    package re-exporting it). Heavy or optional parts stay out of ``import pirn_like``.
+    """
+
+    def __getattr__(name: str) -> object:
+        source = sources.get(name)
+        if source is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        obj = getattr(importlib.import_module(source), name)
+        publish(package, {name: obj}, [name])
+        namespace[name] = obj
+        return obj
+
+    return __getattr__

@@ -8,6 +8,8 @@ from contextlib import AsyncExitStack
 from contextvars import Token
 from typing import Any, Self
 
+import anyio
+
 from pirn_like._errors import (
     ClosedResourceError,
     ParameterError,
@@ -72,6 +74,7 @@ class Tapestry:
         self._plans: dict[tuple[int, tuple[str, ...] | None], RunPlan] = {}
         self._declared: tuple[int, set[str]] | None = None
         self._resources: AsyncExitStack | None = None
+        self._opening = anyio.Lock()
         self._closed = False
 
     # -- registration -----------------------------------------------------------
@@ -133,6 +136,11 @@ class Tapestry:
             raise ClosedResourceError("this tapestry was closed; build a new one")
         if self._resources is not None:
             return
+        async with self._opening:  # one opener; concurrent first runs wait for it
+            if self._resources is None:
+                self._resources, self._live_emitters = await self._open_parts()
+
+    async def _open_parts(self) -> tuple[AsyncExitStack, tuple[Emitter, ...]]:
         stack = AsyncExitStack()
         await stack.__aenter__()
         live: list[Emitter] = []
@@ -151,11 +159,7 @@ class Tapestry:
         except BaseException:
             await stack.aclose()
             raise
-        if self._resources is None:
-            self._resources = stack
-            self._live_emitters = tuple(live)
-        else:  # another task opened them while we awaited
-            await stack.aclose()
+        return stack, tuple(live)
 
     async def aclose(self) -> None:
         """Close the backends, dispatcher and emitters this tapestry opened."""

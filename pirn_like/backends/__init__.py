@@ -1,10 +1,40 @@
-"""Backends: knot definitions (TapestryStore), runs and lineage (RunHistory), values (DataStore)."""
+"""Backends: knot definitions (TapestryStore), runs and lineage (RunHistory), values (DataStore).
 
-from pirn_like._exports import publish
+The persistent backends load on first use (``pirn_like.backends.SQLiteHistory``) and
+import their driver only when opened, so ``import pirn_like`` stays light; a missing
+driver is a ``MissingExtraError`` naming the extra to install.
+"""
+
+from typing import TYPE_CHECKING
+
+from pirn_like._exports import lazy_exports, publish
+from pirn_like.backends._from_url import data_store_from_url, history_from_url, store_from_url
 from pirn_like.backends._memory_data import InMemoryDataStore
 from pirn_like.backends._memory_history import InMemoryHistory
 from pirn_like.backends._memory_store import InMemoryStore
 
-__all__ = ["InMemoryDataStore", "InMemoryHistory", "InMemoryStore"]
+if TYPE_CHECKING:
+    from pirn_like.backends._disk_data import LocalDiskDataStore
+    from pirn_like.backends._s3_data import S3DataStore
+    from pirn_like.backends._valkey_data import ValKeyDataStore
 
-publish(__name__, globals(), __all__)
+_PERSISTENT = {
+    "LocalDiskDataStore": "pirn_like.backends._disk_data",
+    "S3DataStore": "pirn_like.backends._s3_data",
+    "ValKeyDataStore": "pirn_like.backends._valkey_data",
+}
+
+__all__ = [
+    "InMemoryDataStore",
+    "InMemoryHistory",
+    "InMemoryStore",
+    "LocalDiskDataStore",
+    "S3DataStore",
+    "ValKeyDataStore",
+    "data_store_from_url",
+    "history_from_url",
+    "store_from_url",
+]
+
+publish(__name__, globals(), [n for n in __all__ if n not in _PERSISTENT])
+__getattr__ = lazy_exports(__name__, globals(), _PERSISTENT)

@@ -32,6 +32,8 @@ _DATA_STORES = {
     "file": ("_disk_data", "LocalDiskDataStore"),
     "valkey": ("_valkey_data", "ValKeyDataStore"),
     "redis": ("_valkey_data", "ValKeyDataStore"),
+    "valkeys": ("_valkey_data", "ValKeyDataStore"),
+    "rediss": ("_valkey_data", "ValKeyDataStore"),
     "s3": ("_s3_data", "S3DataStore"),
 }
 
