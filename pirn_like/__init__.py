@@ -71,7 +71,17 @@ from pirn_like.nodes import (
 )
 
 if TYPE_CHECKING:
-    from pirn_like.backends import LocalDiskDataStore, S3DataStore, ValKeyDataStore
+    from pirn_like.backends import (
+        DuckDBHistory,
+        LocalDiskDataStore,
+        PostgresHistory,
+        PostgresStore,
+        S3DataStore,
+        SQLiteHistory,
+        SQLiteStore,
+        ValKeyDataStore,
+        ValKeyStore,
+    )
     from pirn_like.core._serialization import SafeSerializer, ValueFormat
 
 # Loaded on first use: persistent backends and the serializer are not needed to run.
@@ -79,6 +89,12 @@ _LAZY = {
     "LocalDiskDataStore": "pirn_like.backends",
     "S3DataStore": "pirn_like.backends",
     "ValKeyDataStore": "pirn_like.backends",
+    "SQLiteStore": "pirn_like.backends",
+    "PostgresStore": "pirn_like.backends",
+    "ValKeyStore": "pirn_like.backends",
+    "SQLiteHistory": "pirn_like.backends",
+    "DuckDBHistory": "pirn_like.backends",
+    "PostgresHistory": "pirn_like.backends",
     "SafeSerializer": "pirn_like.core._serialization",
     "ValueFormat": "pirn_like.core._serialization",
 }
@@ -95,6 +111,7 @@ __all__ = [
     "ContentHash",
     "CycleError",
     "DictMap",
+    "DuckDBHistory",
     "DuplicateRunError",
     "Err",
     "ErrorPolicy",
@@ -112,6 +129,8 @@ __all__ = [
     "KnotStarted",
     "KnotTimeoutError",
     "LocalDiskDataStore",
+    "PostgresHistory",
+    "PostgresStore",
     "LocalDispatcher",
     "Map",
     "MapItemsFailedError",
@@ -139,6 +158,8 @@ __all__ = [
     "RunStarted",
     "RunStatus",
     "S3DataStore",
+    "SQLiteHistory",
+    "SQLiteStore",
     "SafeSerializer",
     "SchemaVersionError",
     "SerializationError",
@@ -154,6 +175,7 @@ __all__ = [
     "UnhashableValueError",
     "UntrustedPayloadError",
     "ValKeyDataStore",
+    "ValKeyStore",
     "ValueFormat",
     "WiringError",
     "ZipMap",

@@ -206,10 +206,10 @@ class Tapestry:
         them as cancelled, and re-raises.
         """
         request = request if request is not None else RunRequest()
+        await self._open()  # first: a persistent store loads its knots when it opens
         plan = self.plan(terminals)
         params = self._validate_parameters(plan, request)
         self._check_memoization(plan)
-        await self._open()
         return await execute_run(
             plan,
             request,

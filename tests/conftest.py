@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 # Real servers, started once per test session (per xdist worker) on free ports.
-pytest_plugins = ["_fixtures_valkey", "_fixtures_s3"]
+pytest_plugins = ["_fixtures_postgres", "_fixtures_valkey", "_fixtures_s3"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -9,14 +9,23 @@ __all__ = ["BackendURL", "redact"]
 
 
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for error messages and logs."""
+    """``url`` with any password (in the user info or a ``password=`` query
+    parameter) replaced by ``***``, for error messages and logs."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    netloc = parts.netloc
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
+    query = "&".join(
+        f"{key}=***" if key.lower() in _SECRET_PARAMETERS else f"{key}={value}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    if netloc == parts.netloc and query == parts.query:
+        return url  # urlunsplit would turn sqlite:///x into sqlite:/x
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+_SECRET_PARAMETERS = frozenset({"password", "secret", "token", "aws_secret_access_key"})
 
 
 @dataclass(frozen=True, slots=True)
