@@ -22,6 +22,7 @@ EXPECTED: dict[str, str] = {
     "mid_run_extension.py": "words.total  14",
     "sub_tapestry.py": "child run of: longest_word | status: succeeded",
     "execution_controls.py": "cancelled run: cancelled",
+    "durable_pipeline.py": "tuesday's orders executed because: ('input:day',)",
     "demo.py": "order A-1001 was consumed by: monday/enriched[0], tuesday/enriched[0]",
 }
 
