@@ -12,13 +12,14 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import anyio
 import numpy as np
 import pandas as pd
 import pydantic
 import pytest
+from _backend_helpers import kinds, parametrize_kinds
 from _fixtures_s3 import S3_REGION
 from _fixtures_valkey import free_port
 from anyio.streams.buffered import BufferedByteReceiveStream
@@ -51,33 +52,10 @@ PERSISTENT = ("disk", "valkey", "s3")
 SERVERS = ("valkey", "s3")
 _ASYNCIO_ONLY = {"s3"}  # aiobotocore runs on asyncio only
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def kinds(*names: str) -> Callable[[_F], _F]:
-    """Run the decorated conformance test over these stores only."""
-
-    def mark(test: _F) -> _F:
-        test.store_kinds = names  # type: ignore[attr-defined]
-        return test
-
-    return mark
-
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Pair each store with the event loops it runs on (``[disk]``, ``[disk-trio]``)."""
-    if "store_kind" not in metafunc.fixturenames:
-        return
-    names: tuple[str, ...] = getattr(metafunc.function, "store_kinds", ALL)
-    metafunc.parametrize(
-        ("store_kind", "anyio_backend"),
-        [
-            pytest.param(kind, backend, id=kind if backend == "asyncio" else f"{kind}-{backend}")
-            for kind in names
-            for backend in ("asyncio", "trio")
-            if backend == "asyncio" or kind not in _ASYNCIO_ONLY
-        ],
-    )
+    parametrize_kinds(metafunc, ALL, asyncio_only=_ASYNCIO_ONLY)
 
 
 @dataclass(frozen=True)

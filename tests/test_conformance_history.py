@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import traceback
 from collections.abc import AsyncIterator
@@ -12,9 +11,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
-import asyncpg
-import duckdb
 import pytest
+from _backend_helpers import execute_sql
 from _fixtures_valkey import free_port
 
 from pirn_like import (
@@ -59,7 +57,6 @@ class Backend:
 
     kind: str
     url: str
-    path: Path | None = None
 
     def make(self) -> RunHistory:
         match self.kind:
@@ -78,8 +75,7 @@ def _backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backe
         case "memory":
             return Backend(kind, "")
         case "sqlite" | "duckdb":
-            path = tmp_path / f"history.{kind}"
-            return Backend(kind, f"{kind}:///{path}", path)
+            return Backend(kind, f"{kind}:///{tmp_path / f'history.{kind}'}")
         case _:
             return Backend(kind, request.getfixturevalue("postgres_db_url"))
 
@@ -377,28 +373,11 @@ async def test_reopening_sees_everything(persistent: Backend) -> None:
         assert (await history.query_lineage_by_knot_id("more"))[0].run_id == "r9"
 
 
-async def _set_schema_version(backend: Backend, version: int) -> None:
-    sql = f"UPDATE pirn_like_schema SET version = {version}"
-    match backend.kind:
-        case "sqlite":
-            with sqlite3.connect(backend.path or "") as conn:
-                conn.execute(sql)
-            conn.close()
-        case "duckdb":
-            with duckdb.connect(str(backend.path)) as conn:
-                conn.execute(sql)
-        case _:
-            conn = await asyncpg.connect(backend.url)
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
-
-
 async def test_a_newer_schema_is_refused(persistent: Backend) -> None:
     async with persistent.make() as history:
         await history.record_run_started(run_record("r1"))
-    await _set_schema_version(persistent, 999)
+    sql = "UPDATE pirn_like_schema SET version = 999"
+    await anyio.to_thread.run_sync(execute_sql, persistent.url, sql)
     with pytest.raises(SchemaVersionError) as caught:
         async with persistent.make():
             pass

@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import sqlite3
 import sys
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import pytest
+from _backend_helpers import execute_sql, kinds, parametrize_kinds
 from _fixtures_valkey import free_port
 from _store_child import (
     HOLDS,
@@ -71,32 +71,10 @@ PICKLE_KEY = b"conformance-suite-pickle-key"
 WAIT = 20.0
 """Seconds any single wait in these tests may take before it fails."""
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def kinds(*names: str) -> Callable[[_F], _F]:
-    """Run the decorated conformance test over these stores only."""
-
-    def mark(test: _F) -> _F:
-        test.store_kinds = names  # type: ignore[attr-defined]
-        return test
-
-    return mark
-
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Pair each store with both event loops (``[sqlite]``, ``[sqlite-trio]``)."""
-    if "store_kind" not in metafunc.fixturenames:
-        return
-    names: tuple[str, ...] = getattr(metafunc.function, "store_kinds", ALL)
-    metafunc.parametrize(
-        ("store_kind", "anyio_backend"),
-        [
-            pytest.param(kind, backend, id=kind if backend == "asyncio" else f"{kind}-{backend}")
-            for kind in names
-            for backend in ("asyncio", "trio")
-        ],
-    )
+    parametrize_kinds(metafunc, ALL)
 
 
 @dataclass(frozen=True)
@@ -443,26 +421,10 @@ async def test_newer_schema_is_refused(location: Location) -> None:
 def set_schema_version(location: Location, version: int) -> None:
     """Write ``version`` where the store keeps its schema version, as a newer pirn_like
     would (blocking; run in a worker thread)."""
-    match location.kind:
-        case "sqlite":
-            with sqlite3.connect(location.url.removeprefix("sqlite:///")) as conn:
-                conn.execute("UPDATE pirn_like_store_schema SET version = ?", (version,))
-        case "postgres":
-            asyncio.run(_set_postgres_schema(location.url, version))
-        case "valkey":
-            asyncio.run(_set_valkey_schema(location.url, location.key_prefix, version))
-        case _:
-            raise AssertionError(location.kind)
-
-
-async def _set_postgres_schema(url: str, version: int) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("UPDATE pirn_like_store_schema SET version = $1", version)
-    finally:
-        await conn.close()
+    if location.kind == "valkey":
+        asyncio.run(_set_valkey_schema(location.url, location.key_prefix, version))
+    else:
+        execute_sql(location.url, f"UPDATE pirn_like_store_schema SET version = {version}")
 
 
 async def _set_valkey_schema(url: str, prefix: str, version: int) -> None:

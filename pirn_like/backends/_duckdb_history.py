@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import anyio
 
 from pirn_like._errors import MissingExtraError
-from pirn_like.backends._sql import DUCKDB, SerialSession, SQLHistory, parse_url
+from pirn_like.backends._sql import DUCKDB, SerialSession, SQLHistory, database_path
 
 if TYPE_CHECKING:
     import duckdb
@@ -37,10 +37,7 @@ class DuckDBHistory(SQLHistory):
     def from_url(cls, url: str, **options: Any) -> Self:
         """``duckdb:///relative/path.duckdb``, ``duckdb:////absolute/path.duckdb`` or
         ``duckdb:///:memory:``; ``options`` go to the constructor."""
-        parsed = parse_url(url, ("duckdb",), cls.__name__)
-        if not parsed.path:
-            raise ValueError(f"{url!r} names no database file; e.g. duckdb:///runs.duckdb")
-        return cls(parsed.path, **options)
+        return cls(database_path(url, "duckdb", cls.__name__, example="runs.duckdb"), **options)
 
     async def _open(self) -> SerialSession:
         try:

@@ -45,11 +45,12 @@ from pirn_like._errors import (
     PirnLikeError,
     SchemaVersionError,
     SerializationError,
-    WiringError,
 )
 from pirn_like._ids import KnotId
+from pirn_like.backends._closing import closing_on_error
 from pirn_like.backends._knot_definitions import DefinitionCodec, KnotDefinition, ModuleImports
-from pirn_like.backends._sql import Dialect, Session
+from pirn_like.backends._memory_store import KnotRegistry, should_register
+from pirn_like.backends._sql import Dialect, Session, migrate_schema
 from pirn_like.backends._url import redact
 from pirn_like.core._knot import Knot
 from pirn_like.core._serialization import SafeSerializer
@@ -62,7 +63,7 @@ __all__ = [
     "SQLFlavor",
     "StoredDefinition",
     "StoredState",
-    "check_schema_version",
+    "newer_schema",
     "plan_writes",
 ]
 
@@ -130,15 +131,13 @@ def plan_writes(
     return rows, revisions, seq
 
 
-def check_schema_version(found: int | None, latest: int, *, what: str, url: str) -> int:
-    """The schema version to migrate from (0 for a new database); ``SchemaVersionError``
-    if the database was set up by a newer pirn_like."""
-    if found is not None and found > latest:
-        raise SchemaVersionError(
-            f"{what} at {url} has schema version {found}, newer than the {latest} this "
-            "pirn_like knows: upgrade pirn_like to use it"
-        )
-    return found or 0
+def newer_schema(found: int, latest: int, *, url: str) -> SchemaVersionError:
+    """The error for a knot store at ``url`` whose schema version ``found`` is above
+    ``latest``, the newest this pirn_like knows."""
+    return SchemaVersionError(
+        f"the knot store at {url} has schema version {found}, newer than the {latest} this "
+        "pirn_like knows: upgrade pirn_like to use it"
+    )
 
 
 class _State(enum.Enum):
@@ -150,7 +149,7 @@ class _State(enum.Enum):
 _Arrival = tuple[KnotId, Knot | SerializationError]
 
 
-class PersistentStore(ABC):
+class PersistentStore(KnotRegistry, ABC):
     """A TapestryStore kept in a database and shared by every process that opens it.
 
     ``add`` works before the store is opened (knots are written when it opens) and
@@ -158,8 +157,9 @@ class PersistentStore(ABC):
     in memory). An id that another process (or an earlier run) stored is different:
     an equal definition (same class, config, wiring and config hash) is left as it is,
     so re-running a wiring script works, and a different one replaces it as the next
-    revision. Knots written elsewhere reach ``knots()`` and the listeners while the
-    store is open, and at once after ``await sync()``.
+    revision. Knots written elsewhere reach ``knots()`` and the listeners (on the event
+    loop that opened the store) while the store is open, and at once after
+    ``await sync()``.
 
     Reading a definition imports no module unless ``import_modules`` allows it (True,
     or package prefixes): classes and functions are looked up among the modules this
@@ -178,17 +178,16 @@ class PersistentStore(ABC):
         serializer: Serializer | None,
         import_modules: ModuleImports,
     ) -> None:
+        super().__init__()
         self._url = redact(url)
         self._password = urlsplit(url).password
         self._codec = DefinitionCodec(
             serializer if serializer is not None else SafeSerializer(),
             import_modules=import_modules,
         )
-        # Used on the event loop that opened the store (or by the wiring code before).
-        self._knots: dict[KnotId, Knot] = {}
+        # Used on the event loop that opened the store (or by the wiring code before),
+        # as are the registry's knots, version and listeners.
         self._added_here: set[KnotId] = set()
-        self._listeners: list[Callable[[Knot], None]] = []
-        self._version = 0
         self._unresolved: dict[KnotId, str] = {}
         self._state = _State.NEW
         self._entered = 0
@@ -224,23 +223,14 @@ class PersistentStore(ABC):
 
     # -- TapestryStore ------------------------------------------------------------
 
-    @property
-    def version(self) -> int:
-        """Changes whenever a knot is added here or loaded from the database."""
-        return self._version
-
     def add(self, knot: Knot) -> None:
         """Keep ``knot`` and queue it for writing. ``WiringError`` if this process
         already added another knot with its id; ``SerializationError`` (naming the knot
         and the argument) if it cannot be stored."""
-        existing = self._knots.get(knot.id)
-        if existing is knot:
+        # A knot loaded from the database, not added here, gives way to a new definition.
+        replaceable = knot.id not in self._added_here
+        if not should_register(knot, self._knots.get(knot.id), replaceable=replaceable):
             return
-        if existing is not None and knot.id in self._added_here:
-            raise WiringError(
-                f"duplicate knot id {knot.id!r}: {existing!r} is already registered; "
-                "give each knot a unique KnotConfig(id=...)"
-            )
         if self._state is _State.CLOSED:
             raise ClosedResourceError(
                 f"{self!r} is closed: knot {knot.id!r} would never be written; add knots "
@@ -248,28 +238,12 @@ class PersistentStore(ABC):
             )
         # Fail here, at the line that builds the knot, rather than in the background.
         self._codec.encode(knot)
-        self._knots[knot.id] = knot
         self._added_here.add(knot.id)
         with self._mutex:
             self._pending[knot.id] = knot
-        self._version += 1
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake)
-        for listener in tuple(self._listeners):
-            listener(knot)
-
-    def get(self, knot_id: str) -> Knot | None:
-        return self._knots.get(KnotId(knot_id))
-
-    def knots(self) -> Mapping[KnotId, Knot]:
-        return dict(self._knots)
-
-    def subscribe(self, listener: Callable[[Knot], None]) -> Callable[[], None]:
-        """Call ``listener`` for each knot added here or loaded from the database later
-        (loaded ones on the event loop that opened the store); returns a function that
-        unsubscribes."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        self._register(knot)
 
     def unresolved(self) -> Mapping[KnotId, str]:
         """Stored definitions this process could not read, by id, with the reason. One is
@@ -316,12 +290,8 @@ class PersistentStore(ABC):
         self._host_token = anyio.lowlevel.current_token()
         cm = anyio.from_thread.start_blocking_portal("asyncio", name=f"pirn_like {self!r}")
         portal = await anyio.to_thread.run_sync(cm.__enter__)
-        try:
+        async with closing_on_error(lambda: anyio.to_thread.run_sync(_exit_portal, cm)):
             served, _ = await anyio.to_thread.run_sync(portal.start_task, self._serve)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_exit_portal, cm)
-            raise
         self._portal_cm, self._portal, self._served = cm, portal, served
         self._state = _State.OPEN
 
@@ -576,25 +546,13 @@ class SQLDefinitions:
 
     async def migrate(self, *, url: str) -> None:
         """Create or upgrade the tables; ``SchemaVersionError`` for a newer schema."""
-        dialect = self._flavor.dialect
-        async with self._session.transaction() as tx:
-            for statement in dialect.schema_lock:
-                await tx.execute(statement)
-            await tx.execute(
-                f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version INTEGER NOT NULL)"
-            )
-            rows = await tx.fetch(f"SELECT version FROM {SCHEMA_TABLE}")
-            found = int(rows[0][0]) if rows else None
-            start = check_schema_version(found, len(_MIGRATIONS), what="the knot store", url=url)
-            for migration in _MIGRATIONS[start:]:
-                for statement in migration:
-                    await tx.execute(statement)
-            if found is None:
-                insert = f"INSERT INTO {SCHEMA_TABLE} (version) VALUES (?)"
-                await tx.execute(dialect.sql(insert), (len(_MIGRATIONS),))
-            elif start < len(_MIGRATIONS):
-                update = f"UPDATE {SCHEMA_TABLE} SET version = ?"
-                await tx.execute(dialect.sql(update), (len(_MIGRATIONS),))
+        await migrate_schema(
+            self._session,
+            self._flavor.dialect,
+            version_table=SCHEMA_TABLE,
+            migrations=_MIGRATIONS,
+            too_new=lambda found: newer_schema(found, len(_MIGRATIONS), url=url),
+        )
 
     async def write(self, definitions: Sequence[KnotDefinition]) -> list[int]:
         flavor = self._flavor

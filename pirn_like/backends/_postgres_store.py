@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 
 from pirn_like._errors import MissingExtraError
+from pirn_like.backends._closing import closing_on_error
 from pirn_like.backends._knot_definitions import ModuleImports
 from pirn_like.backends._persistent_store import (
     Database,
@@ -14,7 +15,7 @@ from pirn_like.backends._persistent_store import (
     SQLDefinitions,
     SQLFlavor,
 )
-from pirn_like.backends._postgres_history import _PoolSession as PoolSession
+from pirn_like.backends._postgres import open_pool_session
 from pirn_like.backends._sql import POSTGRES, parse_url
 from pirn_like.protocols import Serializer
 
@@ -77,26 +78,19 @@ class PostgresStore(PersistentStore):
             import asyncpg
         except ImportError as exc:
             raise MissingExtraError(type(self).__name__, "postgres", "asyncpg") from exc
-        errors = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
         # Listening first: a knot written while the store catches up is announced here.
         # asyncpg takes seconds as a float; its unannotated default (60) reads as int.
         timeout: Any = self.connect_timeout
         listener = await asyncpg.connect(self._dsn, timeout=timeout)
-        try:
+        async with closing_on_error(listener.close):
             watch = _NotifyWatch(listener)
             await listener.add_listener(CHANNEL, watch.notified)
-            pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=1, timeout=timeout)
-            db = SQLDefinitions(PoolSession(pool, errors=errors), _FLAVOR, watch)
-            try:
+            session = await open_pool_session(
+                self._dsn, owner=type(self).__name__, min_size=1, max_size=1, timeout=timeout
+            )
+            db = SQLDefinitions(session, _FLAVOR, watch)
+            async with closing_on_error(session.aclose):
                 await db.migrate(url=self.url)
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await pool.close()
-                raise
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await listener.close()
-            raise
         return db
 
 

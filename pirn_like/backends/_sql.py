@@ -31,6 +31,7 @@ import anyio
 
 from pirn_like._errors import BackendError, ClosedResourceError, SchemaVersionError
 from pirn_like._version import __version__
+from pirn_like.backends._closing import closing_on_error
 from pirn_like.backends._queries import LineageQueries
 from pirn_like.backends._url import BackendURL, redact
 from pirn_like.core._records import KnotLineage, RunRecord, RunStatus
@@ -46,6 +47,8 @@ __all__ = [
     "SerialSession",
     "Session",
     "Statements",
+    "database_path",
+    "migrate_schema",
     "parse_url",
 ]
 
@@ -348,6 +351,50 @@ def parse_url(url: str, schemes: Sequence[str], owner: str) -> BackendURL:
     return parsed
 
 
+def database_path(url: str, scheme: str, owner: str, *, example: str) -> str:
+    """The file a ``scheme:///relative/path``, ``scheme:////absolute/path`` or
+    ``scheme:///:memory:`` URL names; ValueError for another URL or one naming no file
+    (the message suggests ``scheme:///example``)."""
+    parsed = parse_url(url, (scheme,), owner)
+    if not parsed.path:
+        raise ValueError(f"{url!r} names no database file; e.g. {scheme}:///{example}")
+    return parsed.path
+
+
+async def migrate_schema(
+    session: Session,
+    dialect: Dialect,
+    *,
+    version_table: str,
+    migrations: Sequence[Sequence[str]],
+    too_new: Callable[[int], SchemaVersionError],
+) -> None:
+    """Create or upgrade a schema in one transaction.
+
+    ``version_table`` holds the schema version in one row; ``migrations[i]`` takes the
+    schema from version ``i`` to ``i + 1``. A database at a version above
+    ``len(migrations)`` was set up by a newer pirn_like: ``too_new(found)`` is raised.
+    """
+    latest = len(migrations)
+    async with session.transaction() as tx:
+        for statement in dialect.schema_lock:
+            await tx.execute(statement)
+        await tx.execute(f"CREATE TABLE IF NOT EXISTS {version_table} (version INTEGER NOT NULL)")
+        rows = await tx.fetch(f"SELECT version FROM {version_table}")
+        found = int(rows[0][0]) if rows else 0
+        if found > latest:
+            raise too_new(found)
+        for migration in migrations[found:]:
+            for statement in migration:
+                await tx.execute(statement)
+        if not rows:
+            insert = f"INSERT INTO {version_table} (version) VALUES (?)"
+            await tx.execute(dialect.sql(insert), (latest,))
+        elif found < latest:
+            update = f"UPDATE {version_table} SET version = ?"
+            await tx.execute(dialect.sql(update), (latest,))
+
+
 class SQLHistory(LineageQueries):
     """The RunHistory methods for every SQL database (see the module docs).
 
@@ -381,12 +428,8 @@ class SQLHistory(LineageQueries):
                 raise ClosedResourceError(f"{self!r} was closed; create a new one to reopen it")
             if self._session is None:
                 session = await self._connect_checked()
-                try:
+                async with closing_on_error(session.aclose):
                     await self._migrate(session)
-                except BaseException:
-                    with anyio.CancelScope(shield=True):
-                        await session.aclose()
-                    raise
                 self._session = session
             self._opens += 1
         return self
@@ -418,38 +461,25 @@ class SQLHistory(LineageQueries):
             raise error from (None if leaks else exc)
 
     async def _migrate(self, session: Session) -> None:
-        dialect = self._dialect
         try:
-            async with session.transaction() as tx:
-                for statement in dialect.schema_lock:
-                    await tx.execute(statement)
-                await tx.execute(
-                    "CREATE TABLE IF NOT EXISTS pirn_like_schema (version INTEGER NOT NULL)"
-                )
-                rows = await tx.fetch("SELECT version FROM pirn_like_schema")
-                found = int(rows[0][0]) if rows else 0
-                if found > dialect.version:
-                    raise SchemaVersionError(
-                        f"the database {self._shown_url} has pirn_like schema version "
-                        f"{found}, but pirn_like {__version__} supports up to version "
-                        f"{dialect.version}; upgrade pirn_like to open it"
-                    )
-                for migration in dialect.migrations[found:]:
-                    for statement in migration:
-                        await tx.execute(statement)
-                if not rows:
-                    await tx.execute(
-                        dialect.sql("INSERT INTO pirn_like_schema (version) VALUES (?)"),
-                        (dialect.version,),
-                    )
-                elif found < dialect.version:
-                    await tx.execute(
-                        dialect.sql("UPDATE pirn_like_schema SET version = ?"), (dialect.version,)
-                    )
+            await migrate_schema(
+                session,
+                self._dialect,
+                version_table="pirn_like_schema",
+                migrations=self._dialect.migrations,
+                too_new=self._newer_schema,
+            )
         except session.errors as exc:
             raise BackendError(
                 f"cannot set up the pirn_like schema in {self._shown_url}: {exc}"
             ) from exc
+
+    def _newer_schema(self, found: int) -> SchemaVersionError:
+        return SchemaVersionError(
+            f"the database {self._shown_url} has pirn_like schema version {found}, but "
+            f"pirn_like {__version__} supports up to version {self._dialect.version}; "
+            "upgrade pirn_like to open it"
+        )
 
     @asynccontextmanager
     async def _using(self, action: str) -> AsyncGenerator[Session, None]:

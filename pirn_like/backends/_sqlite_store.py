@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Sequence
@@ -10,7 +9,7 @@ from typing import Any, Self
 
 import anyio
 
-from pirn_like._errors import MissingExtraError
+from pirn_like.backends._closing import closing_on_error
 from pirn_like.backends._knot_definitions import ModuleImports
 from pirn_like.backends._persistent_store import (
     Database,
@@ -18,8 +17,8 @@ from pirn_like.backends._persistent_store import (
     SQLDefinitions,
     SQLFlavor,
 )
-from pirn_like.backends._sql import SQLITE, SerialSession, Session, parse_url
-from pirn_like.backends._sqlite_history import _Connection as SQLiteConnection
+from pirn_like.backends._sql import SQLITE, Session, database_path
+from pirn_like.backends._sqlite import open_sqlite
 from pirn_like.protocols import Serializer
 
 __all__ = ["SQLiteStore"]
@@ -72,45 +71,17 @@ class SQLiteStore(PersistentStore):
     def from_url(cls, url: str, **options: Any) -> Self:
         """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; ``options``
         go to the constructor."""
-        parsed = parse_url(url, ("sqlite",), cls.__name__)
-        if not parsed.path:
-            raise ValueError(f"{url!r} names no database file; e.g. sqlite:///knots.db")
-        return cls(parsed.path, **options)
+        return cls(database_path(url, "sqlite", cls.__name__, example="knots.db"), **options)
 
     async def _connect(self) -> Database:
-        try:
-            import aiosqlite
-        except ImportError as exc:
-            raise MissingExtraError(type(self).__name__, "sqlite", "aiosqlite") from exc
-        import sqlite3
-
-        # Autocommit mode: transactions are begun explicitly, taking the lock up front.
-        # Opened here rather than by aiosqlite.connect: when that fails, aiosqlite's thread
-        # later reports to this loop, which is gone by then.
-        raw = await anyio.to_thread.run_sync(
-            functools.partial(
-                sqlite3.connect,
-                self.path,
-                isolation_level=None,
-                timeout=self.busy_timeout,
-                check_same_thread=False,
-            )
+        session = await open_sqlite(
+            self.path, busy_timeout=self.busy_timeout, owner=type(self).__name__
         )
-        conn = await aiosqlite.Connection(lambda: raw, iter_chunk_size=64)
-        session = SerialSession(
-            SQLiteConnection(conn), begin="BEGIN IMMEDIATE", errors=(sqlite3.Error,)
-        )
-        try:
-            await session.fetch("PRAGMA journal_mode = WAL")
-            await session.fetch("PRAGMA synchronous = NORMAL")
+        async with closing_on_error(session.aclose):
             watch = _DataVersionWatch(session, self.poll_interval)
             await watch.start()
             db = SQLDefinitions(session, _FLAVOR, watch)
             await db.migrate(url=self.url)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await session.aclose()
-            raise
         return db
 
 

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Self
-from urllib.parse import quote
 
 from pirn_like._errors import MissingExtraError
 from pirn_like.backends._blob_data import BlobDataStore
-from pirn_like.backends._url import BackendURL
+from pirn_like.backends._valkey import ValKeyServer, parse_valkey_url
 from pirn_like.protocols import Serializer
 
 if TYPE_CHECKING:
     from glide import ExpirySet, GlideClient
 
 __all__ = ["ValKeyDataStore"]
-
-_SCHEMES = {"valkey": False, "redis": False, "valkeys": True, "rediss": True}
-"""URL scheme -> whether it means TLS."""
 
 
 class ValKeyDataStore(BlobDataStore):
@@ -46,23 +42,18 @@ class ValKeyDataStore(BlobDataStore):
     ) -> None:
         if ttl is not None and not ttl > 0:
             raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self._host = host
-        self._port = port
-        self._db = db
-        self._username = username
-        self._password = password
-        self._use_tls = use_tls
+        self._server = ValKeyServer(
+            host,
+            port,
+            db=db,
+            username=username,
+            password=password,
+            use_tls=use_tls,
+            timeout=timeout,
+        )
         self._key_prefix = key_prefix
         self._ttl_ms = None if ttl is None else max(1, round(ttl * 1000))
-        self._timeout_ms = max(1, round(timeout * 1000))
-        scheme = "valkeys" if use_tls else "valkey"
-        login = quote(username or "", safe="")
-        login += f":{quote(password, safe='')}" if password is not None else ""
-        netloc = f"{login}@" if login else ""
-        netloc += f"[{host}]" if ":" in host else host
-        super().__init__(url=f"{scheme}://{netloc}:{port}/{db}", serializer=serializer)
+        super().__init__(url=self._server.url, serializer=serializer)
 
     @classmethod
     def from_url(
@@ -76,20 +67,8 @@ class ValKeyDataStore(BlobDataStore):
     ) -> Self:
         """``valkey://[user[:password]@]host[:port][/db]``; ``redis://`` means the same,
         ``valkeys://`` and ``rediss://`` use TLS."""
-        parsed = BackendURL.parse(url)
-        db = parsed.path.strip("/") or "0"
-        if parsed.scheme not in _SCHEMES or not db.isdigit() or parsed.query:
-            raise ValueError(
-                f"{parsed.redacted!r} is not a ValKey URL of the form "
-                "valkey://[user[:password]@]host[:port][/db] (or redis://, valkeys://, rediss://)"
-            )
         return cls(
-            parsed.host or "127.0.0.1",
-            parsed.port or 6379,
-            db=int(db),
-            username=parsed.username,
-            password=parsed.password,
-            use_tls=_SCHEMES[parsed.scheme],
+            **parse_valkey_url(url),
             key_prefix=key_prefix,
             ttl=ttl,
             timeout=timeout,
@@ -110,19 +89,7 @@ class ValKeyDataStore(BlobDataStore):
             if self._ttl_ms is None
             else glide.ExpirySet(glide.ExpiryType.MILLSEC, self._ttl_ms)
         )
-        credentials = (
-            None
-            if self._password is None
-            else glide.ServerCredentials(password=self._password, username=self._username)
-        )
-        config = glide.GlideClientConfiguration(
-            [glide.NodeAddress(self._host, self._port)],
-            use_tls=self._use_tls,
-            credentials=credentials,
-            database_id=self._db,
-            request_timeout=self._timeout_ms,
-        )
-        self._client = await glide.GlideClient.create(config)
+        self._client = await glide.GlideClient.create(self._server.client_config())
 
     async def _close(self) -> None:
         await self._client.close()

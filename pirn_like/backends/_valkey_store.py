@@ -4,29 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self, cast
-from urllib.parse import quote
-
-import anyio
 
 from pirn_like._errors import MissingExtraError
 from pirn_like._ids import KnotId
+from pirn_like.backends._closing import closing_on_error
 from pirn_like.backends._knot_definitions import KnotDefinition, ModuleImports
 from pirn_like.backends._persistent_store import (
     Database,
     PersistentStore,
     StoredDefinition,
-    check_schema_version,
+    newer_schema,
 )
-from pirn_like.backends._url import BackendURL
+from pirn_like.backends._valkey import ValKeyServer, parse_valkey_url
 from pirn_like.protocols import Serializer
 
 if TYPE_CHECKING:
-    from glide import GlideClient, GlideClientConfiguration, Script, TEncodable
+    from glide import GlideClient, Script, TEncodable
 
 __all__ = ["ValKeyStore"]
-
-_SCHEMES = {"valkey": False, "redis": False, "valkeys": True, "rediss": True}
-"""URL scheme -> whether it means TLS."""
 _SCHEMA_VERSION = 1
 
 # KEYS: the seq counter, the log (id -> seq), then one hash per definition.
@@ -93,47 +88,23 @@ class ValKeyStore(PersistentStore):
         serializer: Serializer | None = None,
         import_modules: ModuleImports = False,
     ) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self._host = host
-        self._port = port
-        self._database_id = db
-        self._username = username
-        self._password = password
-        self._use_tls = use_tls
-        self.key_prefix = key_prefix
-        self._timeout_ms = max(1, round(timeout * 1000))
-        scheme = "valkeys" if use_tls else "valkey"
-        login = quote(username or "", safe="")
-        login += f":{quote(password, safe='')}" if password is not None else ""
-        netloc = f"{login}@" if login else ""
-        netloc += f"[{host}]" if ":" in host else host
-        super().__init__(
-            url=f"{scheme}://{netloc}:{port}/{db}",
-            serializer=serializer,
-            import_modules=import_modules,
+        self._server = ValKeyServer(
+            host,
+            port,
+            db=db,
+            username=username,
+            password=password,
+            use_tls=use_tls,
+            timeout=timeout,
         )
+        self.key_prefix = key_prefix
+        super().__init__(url=self._server.url, serializer=serializer, import_modules=import_modules)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``valkey://[user[:password]@]host[:port][/db]``; ``redis://`` means the same,
         ``valkeys://`` and ``rediss://`` use TLS. ``options`` go to the constructor."""
-        parsed = BackendURL.parse(url)
-        db = parsed.path.strip("/") or "0"
-        if parsed.scheme not in _SCHEMES or not db.isdigit() or parsed.query:
-            raise ValueError(
-                f"{parsed.redacted!r} is not a ValKey URL of the form "
-                "valkey://[user[:password]@]host[:port][/db] (or redis://, valkeys://, rediss://)"
-            )
-        return cls(
-            parsed.host or "127.0.0.1",
-            parsed.port or 6379,
-            db=int(db),
-            username=parsed.username,
-            password=parsed.password,
-            use_tls=_SCHEMES[parsed.scheme],
-            **options,
-        )
+        return cls(**parse_valkey_url(url), **options)
 
     async def _connect(self) -> Database:
         try:
@@ -146,38 +117,13 @@ class ValKeyStore(PersistentStore):
             channels_and_patterns={modes.Exact: {channel}}, callback=None, context=None
         )
         # Subscribed first: a knot written while the store catches up is announced here.
-        subscriber = await glide.GlideClient.create(self._config(glide, subscriptions))
-        try:
-            client = await glide.GlideClient.create(self._config(glide, None))
+        subscriber = await glide.GlideClient.create(self._server.client_config(subscriptions))
+        async with closing_on_error(subscriber.close):
+            client = await glide.GlideClient.create(self._server.client_config())
             db = _ValKeyDefinitions(client, subscriber, self.key_prefix, channel, glide.Script)
-            try:
+            async with closing_on_error(client.close):
                 await db.migrate(url=self.url)
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await client.close()
-                raise
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await subscriber.close()
-            raise
         return db
-
-    def _config(
-        self, glide: Any, subscriptions: GlideClientConfiguration.PubSubSubscriptions | None
-    ) -> GlideClientConfiguration:
-        credentials = (
-            None
-            if self._password is None
-            else glide.ServerCredentials(password=self._password, username=self._username)
-        )
-        return glide.GlideClientConfiguration(
-            [glide.NodeAddress(self._host, self._port)],
-            use_tls=self._use_tls,
-            credentials=credentials,
-            database_id=self._database_id,
-            request_timeout=self._timeout_ms,
-            pubsub_subscriptions=subscriptions,
-        )
 
 
 class _ValKeyDefinitions:
@@ -200,9 +146,8 @@ class _ValKeyDefinitions:
         key = f"{self._prefix}schema"
         await self._client.custom_command(["SET", key, str(_SCHEMA_VERSION), "NX"])
         found = await self._client.get(key)
-        check_schema_version(
-            None if found is None else int(found), _SCHEMA_VERSION, what="the knot store", url=url
-        )
+        if found is not None and int(found) > _SCHEMA_VERSION:
+            raise newer_schema(int(found), _SCHEMA_VERSION, url=url)
 
     async def write(self, definitions: Sequence[KnotDefinition]) -> list[int]:
         keys: list[TEncodable] = [f"{self._prefix}seq", f"{self._prefix}log"]
