@@ -43,6 +43,11 @@ class Tapestry:
     consumes). ``async with Tapestry(...) as t:`` also opens the backends, dispatcher
     and emitters up front and closes them at the end; otherwise they are opened on the
     first run and closed by ``await t.aclose()``.
+
+    Backends may be given as URLs (``history="sqlite:///runs.db"``). With a durable
+    history, runs checkpoint (a knot's children start once its lineage is written,
+    so ``resume`` skips every finished knot); ``checkpoint=False`` trades that for
+    speed, writing lineage in batches as the in-memory history gets it.
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class Tapestry:
         emitters: Sequence[Emitter] = (),
         max_concurrency: int | None = None,
         tag_limits: Mapping[str, int] | None = None,
+        checkpoint: bool | None = None,
     ) -> None:
         if isinstance(store, str):
             store = store_from_url(store)
@@ -70,6 +76,10 @@ class Tapestry:
         self._live_emitters: tuple[Emitter, ...] = ()
         self._max_concurrency = max_concurrency
         self._tag_limits = dict(tag_limits or {})
+        # Durable histories checkpoint by default: resume then skips every finished knot.
+        self._checkpoint = (
+            bool(getattr(self._history, "durable", False)) if checkpoint is None else checkpoint
+        )
         self._tokens: list[Token[Registrar | None]] = []
         self._plans: dict[tuple[int, tuple[str, ...] | None], RunPlan] = {}
         self._declared: tuple[int, set[str]] | None = None
@@ -320,6 +330,7 @@ class Tapestry:
             timeout=timeout,
             store=self._store,
             new_store=InMemoryStore,
+            checkpoint=self._checkpoint,
         )
 
     def _known_parameters(self, plan: RunPlan) -> set[str]:

@@ -80,23 +80,37 @@ _DELETE_CHUNK = 500
 """Run ids per ``IN (...)``: well under every driver's limit on bound parameters."""
 
 
-def _schema_v1(*, run_key: str, seq_type: str, sequences: tuple[str, ...]) -> tuple[str, ...]:
+def _schema_v1(
+    *,
+    run_key: str,
+    seq_type: str,
+    sequences: tuple[str, ...] = (),
+    indexes: bool = True,
+    without_rowid: bool = False,
+) -> tuple[str, ...]:
+    """The first schema. ``indexes=False`` (DuckDB) keeps only the tables: its scans
+    are fast and its indexes slow every insert down."""
     lineage_columns = ", ".join(f"{name} {decl}" for name, decl in _LINEAGE_COLUMNS)
+    inputs = f"input_hash TEXT NOT NULL, seq {seq_type} NOT NULL"
+    lineage_indexes = (
+        "CREATE INDEX pirn_like_lineage_by_run ON pirn_like_lineage (run_id)",
+        "CREATE INDEX pirn_like_lineage_by_knot ON pirn_like_lineage (knot_id)",
+        "CREATE INDEX pirn_like_lineage_by_output ON pirn_like_lineage (output_hash)",
+        # Only memoized knots have a cache key: the other rows stay out of its index.
+        "CREATE INDEX pirn_like_lineage_by_cache_key ON pirn_like_lineage (cache_key) "
+        "WHERE cache_key IS NOT NULL",
+    )
     return (
         *sequences,
         f"CREATE TABLE pirn_like_runs ({run_key}, run_id TEXT NOT NULL UNIQUE, "
         "status TEXT NOT NULL, started_at_us BIGINT NOT NULL, record TEXT NOT NULL)",
         "CREATE INDEX pirn_like_runs_by_start ON pirn_like_runs (started_at_us)",
         f"CREATE TABLE pirn_like_lineage (seq {seq_type} PRIMARY KEY, {lineage_columns})",
-        "CREATE INDEX pirn_like_lineage_by_run ON pirn_like_lineage (run_id)",
-        "CREATE INDEX pirn_like_lineage_by_knot ON pirn_like_lineage (knot_id)",
-        "CREATE INDEX pirn_like_lineage_by_output ON pirn_like_lineage (output_hash)",
-        "CREATE INDEX pirn_like_lineage_by_cache_key ON pirn_like_lineage (cache_key)",
-        "CREATE TABLE pirn_like_lineage_inputs "
-        f"(input_hash TEXT NOT NULL, seq {seq_type} NOT NULL)",
-        "CREATE INDEX pirn_like_lineage_inputs_by_hash "
-        "ON pirn_like_lineage_inputs (input_hash, seq)",
-        "CREATE INDEX pirn_like_lineage_inputs_by_seq ON pirn_like_lineage_inputs (seq)",
+        *(lineage_indexes if indexes else ()),
+        # One row per (input hash, execution): the table is its own index where it can be.
+        f"CREATE TABLE pirn_like_lineage_inputs ({inputs}"
+        + (", PRIMARY KEY (input_hash, seq))" if indexes else ")")
+        + (" WITHOUT ROWID" if without_rowid else ""),
     )
 
 
@@ -141,7 +155,9 @@ class Dialect:
 
 
 SQLITE = Dialect(
-    migrations=(_schema_v1(run_key="seq INTEGER PRIMARY KEY", seq_type="INTEGER", sequences=()),),
+    migrations=(
+        _schema_v1(run_key="seq INTEGER PRIMARY KEY", seq_type="INTEGER", without_rowid=True),
+    ),
     # The write lock is held (BEGIN IMMEDIATE), so numbers after the largest are free.
     reserve_seqs="WITH RECURSIVE s(seq) AS (SELECT COALESCE(MAX(seq), 0) + 1 "
     "FROM pirn_like_lineage UNION ALL SELECT seq + 1 FROM s LIMIT ?) SELECT seq FROM s",
@@ -169,6 +185,7 @@ DUCKDB = Dialect(
                 "CREATE SEQUENCE pirn_like_runs_seq",
                 "CREATE SEQUENCE pirn_like_lineage_seq",
             ),
+            indexes=False,
         ),
     ),
     reserve_seqs="SELECT nextval('pirn_like_lineage_seq') FROM range(?)",
@@ -193,7 +210,19 @@ def _moment(micros: int) -> datetime:
 
 
 def _dump(mapping: Mapping[str, str]) -> str:
-    return json.dumps(dict(mapping), separators=(",", ":"))
+    """``mapping`` as compact JSON. The mappings of a batch repeat (every item of a
+    fan-out has the same parents), so their texts are cached by content."""
+    key = tuple(mapping.items())
+    text = _dumped.get(key)
+    if text is None:
+        if len(_dumped) >= _DUMPED_MAX:
+            _dumped.clear()
+        text = _dumped[key] = json.dumps(dict(key), separators=(",", ":"))
+    return text
+
+
+_dumped: dict[tuple[tuple[str, str], ...], str] = {}
+_DUMPED_MAX = 4096
 
 
 def _run_row(run: RunRecord) -> tuple[object, ...]:
@@ -560,13 +589,25 @@ class SQLHistory(LineageQueries):
             for start in range(0, len(ids), _DELETE_CHUNK):
                 chunk = ids[start : start + _DELETE_CHUNK]
                 marks = ", ".join("?" * len(chunk))
-                await tx.execute(
+                doomed = await tx.fetch(
                     self._dialect.sql(
-                        "DELETE FROM pirn_like_lineage_inputs WHERE seq IN "
-                        f"(SELECT seq FROM pirn_like_lineage WHERE run_id IN ({marks}))"
+                        "SELECT parent_input_hashes FROM pirn_like_lineage "
+                        f"WHERE run_id IN ({marks})"
                     ),
                     chunk,
                 )
+                hashes = sorted({h for (text,) in doomed for h in json.loads(text).values()})
+                # By input hash first: the inputs table is keyed (input_hash, seq).
+                for first in range(0, len(hashes), _DELETE_CHUNK):
+                    some = hashes[first : first + _DELETE_CHUNK]
+                    await tx.execute(
+                        self._dialect.sql(
+                            "DELETE FROM pirn_like_lineage_inputs WHERE input_hash IN "
+                            f"({', '.join('?' * len(some))}) AND seq IN "
+                            f"(SELECT seq FROM pirn_like_lineage WHERE run_id IN ({marks}))"
+                        ),
+                        [*some, *chunk],
+                    )
                 await tx.execute(
                     self._dialect.sql(f"DELETE FROM pirn_like_lineage WHERE run_id IN ({marks})"),
                     chunk,

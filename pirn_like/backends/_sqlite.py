@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import tenacity
 
 from pirn_like._errors import MissingExtraError
 from pirn_like.backends._closing import closing_on_error
@@ -47,9 +48,23 @@ async def open_sqlite(path: str, *, busy_timeout: float, owner: str) -> SerialSe
         SQLiteConnection(conn), begin="BEGIN IMMEDIATE", errors=(sqlite3.Error,)
     )
     async with closing_on_error(session.aclose):
-        await session.fetch("PRAGMA journal_mode = WAL")
+        # Switching a fresh file to WAL can fail at once with "database is locked" while
+        # another connection does the same (SQLite skips the busy handler there).
+        async for attempt in tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(_is_locked),
+            stop=tenacity.stop_after_delay(busy_timeout),
+            wait=tenacity.wait_exponential(multiplier=0.005, max=0.2),
+            sleep=anyio.sleep,
+            reraise=True,
+        ):
+            with attempt:
+                await session.fetch("PRAGMA journal_mode = WAL")
         await session.fetch("PRAGMA synchronous = NORMAL")
     return session
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return "database is locked" in str(exc)
 
 
 class SQLiteConnection:

@@ -76,6 +76,8 @@ class RunSettings:
     """Watched for new knots when the run is extensible."""
     new_store: Callable[[], TapestryStore] | None = None
     """Makes the store of a nested run (SubTapestry)."""
+    checkpoint: bool = False
+    """Start a knot's children only once its lineage record is in history."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,7 +173,7 @@ class _Run:
         self.flush_wanted = anyio.Event()
         self.flush_lock = anyio.Lock()
         self.data_store = settings.data_store
-        self.durable: bool = getattr(settings.history, "durable", False)
+        self.durable = settings.checkpoint
         self.awaiting_checkpoint: list[int] = []
         self.checkpointing = False
         self.memo: dict[ContentHash, tuple[object, ContentHash]] = {}
