@@ -19,6 +19,7 @@ from pirn_like._errors import (
     ParameterError,
     ParentFailedError,
     PirnLikeError,
+    RemoteKnotError,
     ResumeError,
     SchemaVersionError,
     SerializationError,
@@ -26,6 +27,7 @@ from pirn_like._errors import (
     UnhashableValueError,
     UntrustedPayloadError,
     WiringError,
+    WorkerLostError,
 )
 from pirn_like._exports import lazy_exports, publish
 from pirn_like._ids import ContentHash, KnotId, RunId
@@ -146,6 +148,7 @@ __all__ = [
     "Reduce",
     "Ref",
     "Result",
+    "RemoteKnotError",
     "ResumeError",
     "RetentionReport",
     "RetryPolicy",
@@ -178,6 +181,7 @@ __all__ = [
     "ValKeyStore",
     "ValueFormat",
     "WiringError",
+    "WorkerLostError",
     "ZipMap",
     "content_hash",
     "data_store_from_url",

@@ -19,7 +19,9 @@
     │   └── SchemaVersionError            a database was written by a newer pirn_like
     ├── SerializationError (TypeError)    a value cannot be stored, or stored bytes cannot be read
     │   └── UntrustedPayloadError         a pickled payload is unsigned, tampered or not opted in
-    └── ResumeError                       a run cannot be resumed (unknown, finished, no values)
+    ├── ResumeError                       a run cannot be resumed (unknown, finished, no values)
+    ├── RemoteKnotError                   a remote knot failed with an exception not rebuilt here
+    └── WorkerLostError                   the worker running a knot died or became unreachable
 
 Every message says what is wrong, with the offending value, and how to fix it.
 """
@@ -40,6 +42,7 @@ __all__ = [
     "ParameterError",
     "ParentFailedError",
     "PirnLikeError",
+    "RemoteKnotError",
     "ResumeError",
     "SchemaVersionError",
     "SerializationError",
@@ -47,6 +50,7 @@ __all__ = [
     "UnhashableValueError",
     "UntrustedPayloadError",
     "WiringError",
+    "WorkerLostError",
 ]
 
 
@@ -148,3 +152,21 @@ class UntrustedPayloadError(SerializationError):
 
 class ResumeError(PirnLikeError):
     """A run cannot be resumed: unknown run id, already finished, or its values are gone."""
+
+
+class RemoteKnotError(PirnLikeError):
+    """A knot raised on a remote worker, and its exception class could not be rebuilt
+    here (not importable, or not constructible from its arguments).
+
+    ``remote_type`` is the remote exception's ``module.qualname`` (lineage and
+    ``ExceptionRecord.type`` show it); the remote traceback is attached as a note.
+    """
+
+    def __init__(self, remote_type: str, message: str) -> None:
+        super().__init__(message)
+        self.remote_type = remote_type
+
+
+class WorkerLostError(PirnLikeError):
+    """The worker running a knot died (killed, out of memory) or became unreachable;
+    the knot's retry policy applies to it like to any failure."""

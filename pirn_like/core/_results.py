@@ -53,7 +53,10 @@ class ExceptionRecord(BaseModel):
     def from_exception(cls, exc: BaseException, *, knot_id: str | None = None) -> "ExceptionRecord":
         """Capture ``exc`` with its traceback text."""
         exc_type = type(exc)
-        type_name = f"{exc_type.__module__}.{exc_type.__qualname__}"
+        # A failure on a remote worker keeps the remote exception's type name.
+        type_name: str = getattr(exc, "remote_type", None) or (
+            f"{exc_type.__module__}.{exc_type.__qualname__}"
+        )
         message = str(exc)
         tb = "".join(_traceback.format_exception(exc))
         return cls.model_construct(
