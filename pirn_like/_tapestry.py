@@ -26,7 +26,7 @@ from pirn_like.core._plan import RunPlan, build_plan
 from pirn_like.core._records import RunRequest, RunResult, RunStatus
 from pirn_like.core._results import Outcome
 from pirn_like.dispatchers import LocalDispatcher
-from pirn_like.engine._run import Resume, RunSettings, execute_run
+from pirn_like.engine._run import Resume, RunSettings, check_dispatchers, execute_run
 from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
 
 __all__ = ["Tapestry"]
@@ -48,6 +48,10 @@ class Tapestry:
     history, runs checkpoint (a knot's children start once its lineage is written,
     so ``resume`` skips every finished knot); ``checkpoint=False`` trades that for
     speed, writing lineage in batches as the in-memory history gets it.
+
+    ``dispatcher`` runs every knot unless a run passes its own; ``dispatchers`` names
+    more, for knots that pin one with ``KnotConfig(dispatcher="name")`` (heavy knots on
+    a cluster, the rest local).
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class Tapestry:
         history: RunHistory | str | None = None,
         data_store: DataStore | str | None = None,
         dispatcher: Dispatcher | None = None,
+        dispatchers: Mapping[str, Dispatcher] | None = None,
         emitters: Sequence[Emitter] = (),
         max_concurrency: int | None = None,
         tag_limits: Mapping[str, int] | None = None,
@@ -72,6 +77,7 @@ class Tapestry:
         self._history: RunHistory = history if history is not None else InMemoryHistory()
         self._data_store = data_store
         self._dispatcher: Dispatcher = dispatcher if dispatcher is not None else LocalDispatcher()
+        self._dispatchers = dict(dispatchers or {})
         self._emitters = tuple(emitters)
         self._live_emitters: tuple[Emitter, ...] = ()
         self._max_concurrency = max_concurrency
@@ -161,6 +167,9 @@ class Tapestry:
             for part in (self._history, self._data_store, self._dispatcher):
                 if part is not None:
                     await stack.enter_async_context(part)
+            for pinned in self._dispatchers.values():
+                if pinned is not self._dispatcher:
+                    await stack.enter_async_context(pinned)
             for emitter in self._emitters:
                 try:
                     live.append(await stack.enter_async_context(emitter))
@@ -220,6 +229,7 @@ class Tapestry:
         plan = self.plan(terminals)
         params = self._validate_parameters(plan, request)
         self._check_memoization(plan)
+        check_dispatchers(plan, self._dispatchers)
         return await execute_run(
             plan,
             request,
@@ -258,6 +268,7 @@ class Tapestry:
             )
         plan = self.plan(record.terminals or None)
         self._check_memoization(plan)
+        check_dispatchers(plan, self._dispatchers)
         parameters = {
             name: await self._stored(run_id, f"parameter {name!r}", h)
             for name, h in record.parameter_hashes.items()
@@ -331,6 +342,7 @@ class Tapestry:
             store=self._store,
             new_store=InMemoryStore,
             checkpoint=self._checkpoint,
+            dispatchers=self._dispatchers,
         )
 
     def _known_parameters(self, plan: RunPlan) -> set[str]:

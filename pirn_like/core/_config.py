@@ -60,7 +60,8 @@ class KnotConfig(BaseModel):
 
     Only ``error_policy`` and ``validate_io`` can change what a knot outputs, so only
     they (with the knot's class and constant arguments) enter its config hash; ``id``,
-    ``description``, ``tags``, ``retry``, ``timeout`` and ``max_concurrency`` do not.
+    ``description``, ``tags``, ``retry``, ``timeout``, ``max_concurrency``, ``cache``
+    and ``dispatcher`` do not.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -77,6 +78,9 @@ class KnotConfig(BaseModel):
     """At most this many executions of this knot at once (across runs and map items)."""
     cache: CachePolicy | None = None
     """Memoize this knot (``True`` for the default policy); off by default."""
+    dispatcher: str | None = None
+    """Run this knot on the tapestry's dispatcher of that name
+    (``Tapestry(dispatchers={"dask": DaskDispatcher.local()})``) instead of the run's."""
 
     @field_validator("cache", mode="before")
     @classmethod

@@ -127,6 +127,8 @@ class RunPlan:
     index: Mapping[KnotId, int]
     memoized: tuple[KnotId, ...] = ()
     """Knots with a cache policy."""
+    pinned: tuple[tuple[KnotId, str], ...] = ()
+    """Knots whose config names a dispatcher, with that name."""
 
 
 def _resolve(parent: Knot | Ref, registered: Mapping[KnotId, Knot], owner: Knot, name: str) -> Knot:
@@ -215,6 +217,9 @@ def _assemble(
         parameters=params,
         index=index,
         memoized=tuple(n.knot.id for n in nodes if n.cache is not None),
+        pinned=tuple(
+            (n.knot.id, name) for n in nodes if (name := n.knot.config.dispatcher) is not None
+        ),
     )
 
 
@@ -230,6 +235,7 @@ def _is_plain_async(knot: Knot) -> bool:
         and config.timeout is None
         and not config.validate_io
         and config.max_concurrency is None
+        and config.dispatcher is None
     )
 
 

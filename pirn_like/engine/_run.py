@@ -28,6 +28,7 @@ from pirn_like._errors import (
     ParentFailedError,
     SerializationError,
     UnhashableValueError,
+    WiringError,
 )
 from pirn_like._ids import ContentHash, KnotId, RunId
 from pirn_like._version import __version__
@@ -52,7 +53,7 @@ from pirn_like.engine._execute import Attempts, CallSite, Limits, call_knot
 from pirn_like.engine._nursery import Nursery, open_nursery
 from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
 
-__all__ = ["Resume", "RunSettings", "execute_run", "new_run_id"]
+__all__ = ["Resume", "RunSettings", "check_dispatchers", "execute_run", "new_run_id"]
 
 _log = logging.getLogger("pirn_like.engine")
 _now = partial(datetime.now, UTC)
@@ -78,6 +79,8 @@ class RunSettings:
     """Makes the store of a nested run (SubTapestry)."""
     checkpoint: bool = False
     """Start a knot's children only once its lineage record is in history."""
+    dispatchers: Mapping[str, Dispatcher] = field(default_factory=dict[str, Dispatcher])
+    """Dispatchers knots pin by name (``KnotConfig(dispatcher="...")``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -437,7 +440,7 @@ class _Run:
                     target=knot.target(),
                     spec=spec,
                     config=knot.config,
-                    dispatcher=self.dispatcher,
+                    dispatcher=self.dispatcher_for(knot),
                     limiters=self.limits.for_knot(knot) if self.has_limits else _knot_limits(knot),
                 )
                 value = await call_knot(site, kwargs, attempts)
@@ -445,6 +448,16 @@ class _Run:
             return self._err(knot, exc), None, attempts.count
         result, out_hash = self._as_result(knot, value)
         return result, out_hash, attempts.count
+
+    def dispatcher_for(self, knot: Knot) -> Dispatcher:
+        """The run's dispatcher, or the one the knot's config pins by name."""
+        name = knot.config.dispatcher
+        if name is None:
+            return self.dispatcher
+        pinned = self.settings.dispatchers.get(name)
+        if pinned is None:  # a knot added mid-run: the plan check did not see it
+            raise WiringError(_unknown_dispatcher(knot.id, name, self.settings.dispatchers))
+        return pinned
 
     def _err(self, knot: Knot, exc: BaseException) -> Err:
         record = ExceptionRecord.from_exception(exc, knot_id=knot.id)
@@ -489,6 +502,9 @@ class _Run:
             result,
             out_hash,
             error_id,
+            self.dispatcher_name
+            if knot.config.dispatcher is None
+            else self.dispatcher_for(knot).name,
             started,
             attempts,
             cancelled,
@@ -506,6 +522,7 @@ class _Run:
         result: Result[Any],
         out_hash: ContentHash | None,
         error_id: str | None,
+        dispatcher: str,
         started: datetime,
         attempts: int,
         cancelled: bool,
@@ -524,7 +541,7 @@ class _Run:
             result.reason if skipped else None,  # type: ignore[union-attr]
             result.detail if skipped else None,  # type: ignore[union-attr]
             error_id,
-            self.dispatcher_name,
+            dispatcher,
             started,
             _now(),
             attempts,
@@ -578,7 +595,7 @@ class _Run:
             target=each.target,
             spec=each.spec,
             config=owner.config,
-            dispatcher=self.dispatcher,
+            dispatcher=self.dispatcher_for(owner),
             limiters=self.limits.for_knot(owner) if self.has_limits else _knot_limits(owner),
         )
         work = iter(enumerate(items))
@@ -614,6 +631,7 @@ class _Run:
                     result,
                     out_hash,
                     result.record.id if type(result) is Err else None,
+                    site.dispatcher.name,
                     started,
                     attempts.count,
                     False,
@@ -741,6 +759,13 @@ class _Run:
         )
 
 
+def _unknown_dispatcher(knot_id: str, name: str, known: Mapping[str, Dispatcher]) -> str:
+    return (
+        f"knot {knot_id!r} pins dispatcher {name!r}, but the tapestry has "
+        f"{sorted(known) or 'none'}: pass Tapestry(dispatchers={{{name!r}: ...}})"
+    )
+
+
 def _knot_limits(knot: Knot) -> list[anyio.CapacityLimiter]:
     if knot.config.max_concurrency is None:
         return []
@@ -754,6 +779,13 @@ class _StoreRegistrar:
     def register(self, knot: Knot) -> Knot:
         self._store.add(knot)
         return knot
+
+
+def check_dispatchers(plan: RunPlan, dispatchers: Mapping[str, Dispatcher]) -> None:
+    """``WiringError`` naming the first knot that pins a dispatcher nobody registered."""
+    for knot_id, name in plan.pinned:
+        if name not in dispatchers:
+            raise WiringError(_unknown_dispatcher(knot_id, name, dispatchers))
 
 
 def new_run_id() -> RunId:
