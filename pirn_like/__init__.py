@@ -85,6 +85,13 @@ if TYPE_CHECKING:
         ValKeyStore,
     )
     from pirn_like.core._serialization import SafeSerializer, ValueFormat
+    from pirn_like.dispatchers import (
+        DaskDispatcher,
+        ProcessDispatcher,
+        RayDispatcher,
+        RemoteOptions,
+        set_worker_pickle_key,
+    )
 
 # Loaded on first use: persistent backends and the serializer are not needed to run.
 _LAZY = {
@@ -97,6 +104,11 @@ _LAZY = {
     "SQLiteHistory": "pirn_like.backends",
     "DuckDBHistory": "pirn_like.backends",
     "PostgresHistory": "pirn_like.backends",
+    "DaskDispatcher": "pirn_like.dispatchers",
+    "ProcessDispatcher": "pirn_like.dispatchers",
+    "RayDispatcher": "pirn_like.dispatchers",
+    "RemoteOptions": "pirn_like.dispatchers",
+    "set_worker_pickle_key": "pirn_like.dispatchers",
     "SafeSerializer": "pirn_like.core._serialization",
     "ValueFormat": "pirn_like.core._serialization",
 }
@@ -112,6 +124,7 @@ __all__ = [
     "CodecRegistry",
     "ContentHash",
     "CycleError",
+    "DaskDispatcher",
     "DictMap",
     "DuckDBHistory",
     "DuplicateRunError",
@@ -131,8 +144,6 @@ __all__ = [
     "KnotStarted",
     "KnotTimeoutError",
     "LocalDiskDataStore",
-    "PostgresHistory",
-    "PostgresStore",
     "LocalDispatcher",
     "Map",
     "MapItemsFailedError",
@@ -145,10 +156,15 @@ __all__ = [
     "ParameterError",
     "ParentFailedError",
     "PirnLikeError",
+    "PostgresHistory",
+    "PostgresStore",
+    "ProcessDispatcher",
+    "RayDispatcher",
     "Reduce",
     "Ref",
-    "Result",
     "RemoteKnotError",
+    "RemoteOptions",
+    "Result",
     "ResumeError",
     "RetentionReport",
     "RetryPolicy",
@@ -183,13 +199,14 @@ __all__ = [
     "WiringError",
     "WorkerLostError",
     "ZipMap",
+    "__version__",
     "content_hash",
     "data_store_from_url",
     "history_from_url",
     "knot",
     "register_codec",
+    "set_worker_pickle_key",
     "store_from_url",
-    "__version__",
 ]
 
 publish(__name__, globals(), [n for n in __all__ if n not in _LAZY])

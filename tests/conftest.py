@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 # Real servers, started once per test session (per xdist worker) on free ports.
-pytest_plugins = ["_fixtures_postgres", "_fixtures_valkey", "_fixtures_s3"]
+pytest_plugins = [
+    "_fixtures_postgres",
+    "_fixtures_valkey",
+    "_fixtures_s3",
+    "_fixtures_dask",
+    "_fixtures_ray",
+]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
