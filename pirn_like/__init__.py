@@ -86,10 +86,12 @@ if TYPE_CHECKING:
     )
     from pirn_like.core._serialization import SafeSerializer, ValueFormat
     from pirn_like.dispatchers import (
+        CeleryDispatcher,
         DaskDispatcher,
         ProcessDispatcher,
         RayDispatcher,
         RemoteOptions,
+        register_celery_task,
         set_worker_pickle_key,
     )
 
@@ -104,6 +106,8 @@ _LAZY = {
     "SQLiteHistory": "pirn_like.backends",
     "DuckDBHistory": "pirn_like.backends",
     "PostgresHistory": "pirn_like.backends",
+    "CeleryDispatcher": "pirn_like.dispatchers",
+    "register_celery_task": "pirn_like.dispatchers",
     "DaskDispatcher": "pirn_like.dispatchers",
     "ProcessDispatcher": "pirn_like.dispatchers",
     "RayDispatcher": "pirn_like.dispatchers",
@@ -119,6 +123,7 @@ __all__ = [
     "Branch",
     "CacheMiss",
     "CachePolicy",
+    "CeleryDispatcher",
     "ClosedResourceError",
     "Codec",
     "CodecRegistry",
@@ -204,6 +209,7 @@ __all__ = [
     "data_store_from_url",
     "history_from_url",
     "knot",
+    "register_celery_task",
     "register_codec",
     "set_worker_pickle_key",
     "store_from_url",

@@ -11,6 +11,7 @@ pytest_plugins = [
     "_fixtures_s3",
     "_fixtures_dask",
     "_fixtures_ray",
+    "_fixtures_celery",
 ]
 
 

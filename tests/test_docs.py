@@ -11,6 +11,7 @@ import sys
 import types
 from pathlib import Path
 
+import cloudpickle
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +24,8 @@ REQUIRED = {
     "lineage.md",
     "nodes.md",
     "execution.md",
+    "backends.md",
+    "dispatchers.md",
 }
 MAX_NO_RUN_BLOCKS = 2
 
@@ -72,9 +75,13 @@ def test_document_code_runs(path: Path) -> None:
     module = types.ModuleType(name)
     module.__file__ = str(path)
     sys.modules[name] = module
+    # Worker processes cannot import a document: its knots travel by value, as a
+    # script's (__main__) do.
+    cloudpickle.register_pickle_by_value(module)
     try:
         exec(compile(padded_source(text), str(path), "exec"), module.__dict__)
     finally:
+        cloudpickle.unregister_pickle_by_value(module)
         del sys.modules[name]
 
 

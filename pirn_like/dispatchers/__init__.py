@@ -11,12 +11,15 @@ from pirn_like.dispatchers._local import LocalDispatcher
 from pirn_like.dispatchers._thread import ThreadDispatcher
 
 if TYPE_CHECKING:
+    from pirn_like.dispatchers._celery import CeleryDispatcher, register_celery_task
     from pirn_like.dispatchers._dask import DaskDispatcher
     from pirn_like.dispatchers._process import ProcessDispatcher
     from pirn_like.dispatchers._ray import RayDispatcher
     from pirn_like.dispatchers._remote import RemoteOptions, set_worker_pickle_key
 
 _LAZY = {
+    "CeleryDispatcher": "pirn_like.dispatchers._celery",
+    "register_celery_task": "pirn_like.dispatchers._celery",
     "DaskDispatcher": "pirn_like.dispatchers._dask",
     "ProcessDispatcher": "pirn_like.dispatchers._process",
     "RayDispatcher": "pirn_like.dispatchers._ray",
@@ -25,12 +28,14 @@ _LAZY = {
 }
 
 __all__ = [
+    "CeleryDispatcher",
     "DaskDispatcher",
     "LocalDispatcher",
     "ProcessDispatcher",
     "RayDispatcher",
     "RemoteOptions",
     "ThreadDispatcher",
+    "register_celery_task",
     "set_worker_pickle_key",
 ]
 

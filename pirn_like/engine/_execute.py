@@ -141,11 +141,14 @@ async def _with_timeout(site: CallSite, call: KnotCall, timeout: float) -> Any:
         with anyio.fail_after(timeout):
             return await site.dispatcher.run(call)
     except TimeoutError:
+        # In-process dispatchers (those that await async knots inline) run sync knots
+        # on threads, which cannot be stopped; out-of-process ones kill their worker.
+        in_process = getattr(site.dispatcher, "inline_async", False)
         hint = (
-            ""
-            if site.spec.is_async
-            else "; its worker thread cannot be stopped, so it was abandoned and its late "
-            "result will be discarded (use a process dispatcher for hard timeouts)"
+            "; its worker thread cannot be stopped, so it was abandoned and its late "
+            "result will be discarded (use ProcessDispatcher for hard timeouts)"
+            if in_process and not site.spec.is_async
+            else ""
         )
         raise KnotTimeoutError(
             f"knot {site.knot_id!r} timed out after {timeout:g}s{hint}"
