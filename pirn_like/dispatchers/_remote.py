@@ -230,16 +230,28 @@ async def unpack_result(result: bytes, options: RemoteOptions) -> Any:
 # -- the worker's side ---------------------------------------------------------------
 
 
-def run_payload(payload: bytes) -> bytes:
+def run_payload(payload: bytes, *, unsigned_pickle: bool = True) -> bytes:
     """Run the call ``payload`` describes and return the encoded result.
 
     A plain module-level function, so every transport can ship it by reference. It never
     raises for a failure of the knot or of the payload: the failure is encoded instead.
+    ``unsigned_pickle=False`` is for payloads that cross a shared broker (Celery): a
+    worker without a pickle key then refuses any payload carrying pickled bytes, since
+    anyone who can write to the broker could have sent it.
     """
     worker = f"{socket.gethostname()}/{os.getpid()}"
     serializer: Serializer = SafeSerializer()
     try:
-        header, sections = _unframe(payload, _CALL, key=_current_worker_key())
+        key = _current_worker_key()
+        header, sections = _unframe(payload, _CALL, key=key)
+        if key is None and not unsigned_pickle and _carries_pickle(header, sections):
+            raise UntrustedPayloadError(
+                f"knot {header['knot']!r}: the payload carries pickled code or a pickled "
+                "serializer, and this worker has no pickle key to check a signature with; "
+                "send code by reference (RemoteOptions(code='reference')), or give the "
+                "dispatcher and the worker the same key (register_celery_task(app, "
+                "pickle_key=...))"
+            )
         target, custom = _load_code(header, sections[header["code_section"]])
         serializer = custom or serializer
         store_url: str | None = header["store"]
@@ -255,6 +267,10 @@ def run_payload(payload: bytes) -> bytes:
         return _encode_value(header, data, value, custom, worker)
     except Exception as exc:
         return _encode_failure(exc, serializer, worker)
+
+
+def _carries_pickle(header: Mapping[str, Any], sections: list[bytes]) -> bool:
+    return header["code"] == "pickle" or bool(sections[header["code_section"]])
 
 
 def _encode_value(
