@@ -208,3 +208,9 @@ async def run_alongside(
         tg.start_soon(side)
         results.append(await t.run(request))
     return results[0]
+
+
+@knot
+async def add_async(a: int, b: int) -> int:
+    """Deterministic and async: for comparing lineage across dispatchers."""
+    return a + b
