@@ -182,7 +182,7 @@ def worker_lost(call: KnotCall, worker: str, reason: object) -> WorkerLostError:
 
 async def pack_call(call: KnotCall, options: RemoteOptions) -> bytes:
     """The task payload for ``call``; large inputs are put into the data store first."""
-    serializer = options.serializer or SafeSerializer()
+    serializer = options.serializer or _default_serializer()
     sections: list[bytes] = []
     kwargs: dict[str, list[Any]] = {}
     by_reference: dict[ContentHash, object] = {}
@@ -221,7 +221,7 @@ async def pack_call(call: KnotCall, options: RemoteOptions) -> bytes:
 async def unpack_result(result: bytes, options: RemoteOptions) -> Any:
     """The knot's return value, or raise its exception (rebuilt, or ``RemoteKnotError``)."""
     header, sections = _unframe(result, _RESULT, key=None)
-    serializer = options.serializer or SafeSerializer()
+    serializer = options.serializer or _default_serializer()
     if header["ok"]:
         return await _read_value(header["value"], sections, serializer, options.data_store_url)
     raise _rebuild(header, sections, serializer)
@@ -239,8 +239,8 @@ def run_payload(payload: bytes, *, unsigned_pickle: bool = True) -> bytes:
     worker without a pickle key then refuses any payload carrying pickled bytes, since
     anyone who can write to the broker could have sent it.
     """
-    worker = f"{socket.gethostname()}/{os.getpid()}"
-    serializer: Serializer = SafeSerializer()
+    worker = _worker_name()
+    serializer: Serializer = _default_serializer()
     try:
         key = _current_worker_key()
         header, sections = _unframe(payload, _CALL, key=key)
@@ -267,6 +267,16 @@ def run_payload(payload: bytes, *, unsigned_pickle: bool = True) -> bytes:
         return _encode_value(header, data, value, custom, worker)
     except Exception as exc:
         return _encode_failure(exc, serializer, worker)
+
+
+@functools.cache
+def _default_serializer() -> SafeSerializer:
+    """One shared default serializer per process (building one costs more than a call)."""
+    return SafeSerializer()
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}/{os.getpid()}"  # not cached: a forked worker has its own pid
 
 
 def _carries_pickle(header: Mapping[str, Any], sections: list[bytes]) -> bool:
