@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -102,6 +103,17 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+_SECTION = re.compile(r"<!-- (\w+):start -->.*?<!-- \1:end -->", re.S)
+
+
+def _kept_sections(doc: Path) -> str:
+    """The sections other benchmarks maintain (bench/backends.py, bench/dispatchers.py),
+    between their ``<!-- name:start -->`` and ``<!-- name:end -->`` markers."""
+    if not doc.exists():
+        return ""
+    return "".join(f"\n{m.group(0)}\n" for m in _SECTION.finditer(doc.read_text()))
+
+
 def main() -> None:
     args = parse_args()
     repeats = args.repeats or (2 if args.quick else 15)
@@ -133,7 +145,7 @@ def main() -> None:
 
     output = args.output or (None if args.quick else DOC)
     if output is not None and not args.no_write:
-        output.write_text(document(table, measurements))
+        output.write_text(document(table, measurements) + _kept_sections(output))
         print(f"wrote {output}", file=sys.stderr)
     failed = [t for t in report.targets() if not t.passed]
     print(f"\n{len(failed)} target(s) failed" if failed else "\nall targets pass")

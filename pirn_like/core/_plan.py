@@ -224,7 +224,8 @@ def _assemble(
 
 
 def _is_plain_async(knot: Knot) -> bool:
-    """An async knot with no retry, timeout, validation or limit: just await it."""
+    """An async knot with no retry, timeout, validation, limit, pinned dispatcher or
+    cache: just await it."""
     config = knot.config
     spec = type(knot)._spec
     return (
@@ -236,6 +237,7 @@ def _is_plain_async(knot: Knot) -> bool:
         and not config.validate_io
         and config.max_concurrency is None
         and config.dispatcher is None
+        and config.cache is None
     )
 
 

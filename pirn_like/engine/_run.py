@@ -97,7 +97,8 @@ _RESULT_TYPES = frozenset({Ok, Err, Skipped})
 
 _Memo = tuple[ContentHash, RunId | None, Mapping[str, ContentHash]]
 """A memoized execution's cache key, the run it was replayed from, and the key's parts."""
-_NO_MEMO = (None, None, None)
+_NO_MEMO: tuple[None, None, None] = (None, None, None)
+_new_tuple = tuple.__new__
 _unstorable_logged: set[type] = set()
 
 
@@ -269,16 +270,16 @@ class _Run:
                 kwargs, input_hashes, result = self._gather(node)
                 if result is not None:
                     pass  # settled by the error policy
-                elif node.cache is not None:
-                    result, out_hash, attempts, memo = await self._memoized(
-                        node, kwargs, input_hashes
-                    )
                 elif node.direct is not None and self.inline_async:
                     # Plain async knot: await it right here (the hot path).
                     try:
                         result, out_hash = self._as_result(knot, await node.direct(**kwargs))
                     except Exception as exc:
                         result = self._err(knot, exc)
+                elif node.cache is not None:
+                    result, out_hash, attempts, memo = await self._memoized(
+                        node, kwargs, input_hashes
+                    )
                 else:
                     result, out_hash, attempts = await self._call(node, kwargs)
         except anyio.get_cancelled_exc_class():
@@ -297,7 +298,12 @@ class _Run:
                 self.checkpointing = True
                 self.nursery.spawn(self.checkpoint)
             return
-        self._release(i)
+        pending = self.pending  # _release, inlined: this is the per-knot hot path
+        ready = self.ready
+        for c in self.children[i]:
+            pending[c] -= 1
+            if not pending[c]:
+                ready.append(c)
 
     def _release(self, i: int) -> None:
         """Node ``i`` has settled: queue the children it made ready."""
@@ -529,24 +535,32 @@ class _Run:
         memo: _Memo | None = None,
     ) -> KnotLineage:
         skipped = type(result) is Skipped and not cancelled
-        record = KnotLineage(  # positional: this is the per-knot hot path
-            self.run_id,
-            knot_id,
-            knot_class,
-            config_hash,
-            input_hashes,
-            parent_ids,
-            out_hash,
-            Outcome.CANCELLED if cancelled else result.outcome,
-            result.reason if skipped else None,  # type: ignore[union-attr]
-            result.detail if skipped else None,  # type: ignore[union-attr]
-            error_id,
-            dispatcher,
-            started,
-            _now(),
-            attempts,
-            __version__,
-            *(memo or _NO_MEMO),
+        cache = memo if memo is not None else _NO_MEMO
+        # Built as a plain tuple of every field: the named tuple's own __new__ (a Python
+        # function with defaults) would cost twice as much on this per-knot hot path.
+        record: KnotLineage = _new_tuple(
+            KnotLineage,
+            (
+                self.run_id,
+                knot_id,
+                knot_class,
+                config_hash,
+                input_hashes,
+                parent_ids,
+                out_hash,
+                Outcome.CANCELLED if cancelled else result.outcome,
+                result.reason if skipped else None,  # type: ignore[union-attr]
+                result.detail if skipped else None,  # type: ignore[union-attr]
+                error_id,
+                dispatcher,
+                started,
+                _now(),
+                attempts,
+                __version__,
+                cache[0],
+                cache[1],
+                cache[2],
+            ),
         )
         lineage = self.lineage
         lineage.append(record)
