@@ -91,7 +91,7 @@ def make_node(
         knot.target() if _is_plain_async(knot) else None,
         knot.name if isinstance(knot, Parameter) else None,
         parent_ids,
-        cache_spec(knot),
+        cache_spec(knot) if knot.config.cache is not None else None,
     )
 
 
@@ -209,6 +209,7 @@ def _assemble(
         nodes.append(make_node(i, k, inputs, parent_ids, len(distinct)))
     if roots_out is None:
         roots_out = [order[i] for i, c in enumerate(children) if not c]
+    memoized, pinned = _special(nodes)
     return RunPlan(
         nodes=tuple(nodes),
         children=tuple(children),
@@ -216,11 +217,24 @@ def _assemble(
         terminals=tuple(k.id for k in roots_out),
         parameters=params,
         index=index,
-        memoized=tuple(n.knot.id for n in nodes if n.cache is not None),
-        pinned=tuple(
-            (n.knot.id, name) for n in nodes if (name := n.knot.config.dispatcher) is not None
-        ),
+        memoized=memoized,
+        pinned=pinned,
     )
+
+
+def _special(
+    nodes: Sequence[PlanNode],
+) -> tuple[tuple[KnotId, ...], tuple[tuple[KnotId, str], ...]]:
+    """The plan's memoized knots and its pinned knots with their dispatchers' names."""
+    memoized: list[KnotId] = []
+    pinned: list[tuple[KnotId, str]] = []
+    for n in nodes:
+        if n.cache is not None:
+            memoized.append(n.knot.id)
+        name = n.knot.config.dispatcher
+        if name is not None:
+            pinned.append((n.knot.id, name))
+    return tuple(memoized), tuple(pinned)
 
 
 def _is_plain_async(knot: Knot) -> bool:
