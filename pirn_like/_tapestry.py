@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from contextvars import Token
 from typing import Any, Self
 
@@ -283,17 +283,14 @@ class Tapestry:
         )
         params = self._validate_parameters(plan, request)
         prior = await self._history.get_lineage(run_id)
+        # Each plan node's latest record (map items and inner runs are not nodes).
+        latest = {rec.knot_id: rec for rec in prior if rec.knot_id in plan.index}
         outputs: dict[KnotId, tuple[object, ContentHash]] = {}
-        for rec in prior:
+        for knot_id, rec in latest.items():
             if rec.outcome is Outcome.OK and rec.output_hash is not None:
-                try:
+                with suppress(KeyError):  # a value no longer kept: that knot runs again
                     value = await self._data_store.get(rec.output_hash)  # type: ignore[arg-type]
-                except KeyError:
-                    outputs.pop(rec.knot_id, None)  # not kept: that knot runs again
-                    continue
-                outputs[rec.knot_id] = (value, rec.output_hash)
-            else:
-                outputs.pop(rec.knot_id, None)
+                    outputs[knot_id] = (value, rec.output_hash)
         return await execute_run(
             plan,
             request,
