@@ -11,8 +11,10 @@ from pirn_like import (
     InMemoryDataStore,
     KnotConfig,
     Parameter,
+    RunRecord,
     RunRequest,
     RunResult,
+    RunStatus,
     Tapestry,
     content_hash,
     knot,
@@ -152,11 +154,15 @@ async def test_retention_deletes_old_runs_and_only_values_nothing_else_uses() ->
 
 async def test_retention_keeps_values_without_a_data_store_and_skips_running_runs() -> None:
     t = _tapestry()
-    await t.run(RunRequest(parameters={"x": 1, "y": 10}))
+    done = await t.run(RunRequest(parameters={"x": 1, "y": 10}))
+    # A run still marked running (crashed, to be resumed) is as old, but is kept.
+    crashed = RunRecord(run_id="crashed", status=RunStatus.RUNNING, started_at=done.started_at)
+    await t.history.record_run_started(crashed)
     report = await t.history.delete_runs_older_than(
         timedelta(0), now=datetime.now(UTC) + timedelta(seconds=1)
     )
-    assert len(report.deleted_runs) == 1
+    assert report.deleted_runs == (done.run_id,)
+    assert await t.history.get_run("crashed") == crashed
     assert report.deleted_values == ()
     assert t.data_store is not None
     assert await t.data_store.contains(content_hash("n=12"))

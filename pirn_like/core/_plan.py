@@ -91,7 +91,7 @@ def make_node(
         knot.target() if _is_plain_async(knot) else None,
         knot.name if isinstance(knot, Parameter) else None,
         parent_ids,
-        cache_spec(knot) if knot.config.cache is not None else None,
+        cache_spec(knot),
     )
 
 
