@@ -12,49 +12,50 @@ import base64
 import json
 import os
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 import numpy as np
 import pytest
 import redis
+from _dispatch_checks import (
+    assert_remote_value_error,
+    check_killed_worker_is_retried,
+    check_knots_run_remotely,
+    check_large_values_travel_by_reference,
+    check_refuses_work_unopened_or_closed,
+    check_retry_policy_retries,
+    check_timeout_kills_the_knot,
+    run_failing_knots,
+    run_killing_the_worker,
+)
 from _dispatch_knots import (
     Reporter,
     accept_reporter,
     add,
-    array_total,
-    async_pid,
-    big_array,
     die_on_first_attempt,
-    fail_with,
-    flaky,
-    kill_reporting_worker,
     listening,
     report_then_mark,
+    run_alongside,
 )
 from _fixtures_valkey import free_port
 from celery import Celery
 
 from pirn_like import (
     BackendError,
-    ClosedResourceError,
     Err,
     KnotConfig,
     KnotId,
-    Ok,
     Parameter,
-    RetryPolicy,
     RunId,
     RunRequest,
-    RunResult,
     RunStatus,
     Tapestry,
     UntrustedPayloadError,
-    WorkerLostError,
-    data_store_from_url,
     knot,
     register_codec,
 )
@@ -74,73 +75,33 @@ pytestmark = [
     pytest.mark.usefixtures("celery_worker"),
 ]
 
-_NO_RETRY_DELAY = {"initial_delay": 0, "jitter": 0}
-
 
 async def test_knots_run_on_celery_workers_and_lineage_names_the_dispatcher(
     celery_app: Celery,
 ) -> None:
-    dispatcher = CeleryDispatcher(celery_app)
-    async with Tapestry(dispatcher=dispatcher) as t:
-        total = add(a=2, b=3, _config=KnotConfig(id="sum"))
-        async_pid(x=total, _config=KnotConfig(id="double"))
-        with anyio.fail_after(30):
-            result = await t.run()
-    assert result.succeeded
-    assert result.outputs["sum"] == 5
-    doubled, worker_pid = result.outputs["double"]
-    assert doubled == 10
-    assert worker_pid != os.getpid()
-    assert {rec.dispatcher for rec in result.lineage} == {"CeleryDispatcher"} == {dispatcher.name}
+    await check_knots_run_remotely(CeleryDispatcher(celery_app), "CeleryDispatcher")
 
 
 async def test_knot_failure_comes_back_with_remote_type_message_and_traceback(
     celery_app: Celery,
 ) -> None:
-    async with Tapestry(dispatcher=CeleryDispatcher(celery_app)) as t:
-        fail_with(message="bad row 7", _config=KnotConfig(id="boom"))
-        with anyio.fail_after(30):
-            result = await t.run()
+    result = await run_failing_knots(CeleryDispatcher(celery_app), unimportable=False)
     assert isinstance(result.result("boom"), Err)
     (record,) = result.exceptions
-    assert record.type == "builtins.ValueError"
-    assert record.message == "bad row 7"
-    assert "remote traceback (worker " in record.traceback
+    assert_remote_value_error(record)
     assert "_dispatch_knots.py" in record.traceback
-    assert "raise ValueError(message)" in record.traceback
     assert result.lineage_for("boom").dispatcher == "CeleryDispatcher"
 
 
 async def test_retry_policy_retries_a_remote_knot(celery_app: Celery, tmp_path: Path) -> None:
-    counter = tmp_path / "attempts"
-    policy = RetryPolicy(attempts=3, retry_on=(ConnectionError,), **_NO_RETRY_DELAY)
-    async with Tapestry(dispatcher=CeleryDispatcher(celery_app)) as t:
-        flaky(counter=str(counter), failures=2, _config=KnotConfig(id="flaky", retry=policy))
-        with anyio.fail_after(30):
-            result = await t.run()
-    assert result.outputs["flaky"] == 3
-    assert result.lineage_for("flaky").attempts == 3
-    assert counter.read_text() == "xxx"  # Celery itself retried nothing
+    # Celery itself retries nothing.
+    await check_retry_policy_retries(CeleryDispatcher(celery_app), tmp_path)
 
 
 async def test_timeout_revokes_and_kills_the_remote_knot(
     celery_app: Celery, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "finished"
-    dispatcher = CeleryDispatcher(celery_app)
-    async with listening() as (port, listener), Tapestry(dispatcher=dispatcher) as t:
-        report_then_mark(
-            port=port, seconds=20, marker=str(marker), _config=KnotConfig(id="slow", timeout=1)
-        )
-        with anyio.fail_after(15):
-            result = await t.run()
-            reporter = await accept_reporter(listener)
-            await reporter.pid()
-            await reporter.closed()  # its pool process is gone, long before the knot would end
-    failure = result.result("slow")
-    assert isinstance(failure, Err)
-    assert failure.record.type == "pirn_like.KnotTimeoutError"
-    assert not marker.exists()
+    await check_timeout_kills_the_knot(CeleryDispatcher(celery_app), tmp_path, timeout=1)
 
 
 async def test_cancelled_run_revokes_and_kills_the_remote_knot(
@@ -172,19 +133,7 @@ async def test_cancelled_run_revokes_and_kills_the_remote_knot(
 async def test_killed_pool_process_fails_the_knot_with_worker_lost(
     celery_app: Celery, tmp_path: Path
 ) -> None:
-    async with (
-        listening() as (port, listener),
-        Tapestry(dispatcher=CeleryDispatcher(celery_app)) as t,
-    ):
-        die_on_first_attempt(
-            port=port, counter=str(tmp_path / "attempts"), _config=KnotConfig(id="victim")
-        )
-        with anyio.fail_after(30):
-            result = await _run_alongside(t, kill_reporting_worker, listener)
-    failure = result.result("victim")
-    assert isinstance(failure, Err)
-    record = failure.record
-    assert record.type == "pirn_like.WorkerLostError"
+    record = await run_killing_the_worker(CeleryDispatcher(celery_app), tmp_path)
     assert "running knot 'victim'" in record.message
     assert "died: Worker exited prematurely: signal 9 (SIGKILL)" in record.message
 
@@ -192,20 +141,7 @@ async def test_killed_pool_process_fails_the_knot_with_worker_lost(
 async def test_killed_pool_process_is_retried_per_policy(
     celery_app: Celery, tmp_path: Path
 ) -> None:
-    counter = tmp_path / "attempts"
-    policy = RetryPolicy(attempts=2, retry_on=(WorkerLostError,), **_NO_RETRY_DELAY)
-    async with (
-        listening() as (port, listener),
-        Tapestry(dispatcher=CeleryDispatcher(celery_app)) as t,
-    ):
-        die_on_first_attempt(
-            port=port, counter=str(counter), _config=KnotConfig(id="victim", retry=policy)
-        )
-        with anyio.fail_after(30):
-            result = await _run_alongside(t, kill_reporting_worker, listener)
-    assert result.result("victim") == Ok("survived")
-    assert result.lineage_for("victim").attempts == 2
-    assert counter.read_text() == "xx"
+    await check_killed_worker_is_retried(CeleryDispatcher(celery_app), tmp_path)
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
@@ -221,7 +157,7 @@ async def test_a_worker_killed_whole_is_noticed_by_its_missing_heartbeat(
                 port=port, counter=str(tmp_path / "attempts"), _config=KnotConfig(id="victim")
             )
             with anyio.fail_after(30):
-                result = await _run_alongside(t, _kill_whole_worker, worker, listener)
+                result = await run_alongside(t, partial(_kill_whole_worker, worker, listener))
     failure = result.result("victim")
     assert isinstance(failure, Err)
     assert failure.record.type == "pirn_like.WorkerLostError"
@@ -243,16 +179,6 @@ async def test_a_long_knot_keeps_beating_and_is_not_taken_for_lost(
     assert marker.exists()
 
 
-async def _run_alongside(
-    t: Tapestry, side: Callable[..., Coroutine[Any, Any, None]], *args: object
-) -> RunResult:
-    """``t.run()`` while ``side(*args)`` runs next to it (to kill the knot's worker)."""
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(side, *args)
-        return await t.run()
-    raise AssertionError("unreachable: the task group re-raises what stopped the run")
-
-
 async def _kill_whole_worker(worker: CeleryWorker, listener: anyio.abc.SocketListener) -> None:
     """Kill the worker and its pool once the knot runs: nobody is left to report it."""
     reporter = await accept_reporter(listener)
@@ -262,21 +188,13 @@ async def _kill_whole_worker(worker: CeleryWorker, listener: anyio.abc.SocketLis
 
 
 async def test_large_values_travel_by_reference(celery_app: Celery, tmp_path: Path) -> None:
-    store_url = (tmp_path / "values").as_uri()
-    options = RemoteOptions(code="reference", data_store_url=store_url)
-    dispatcher = CeleryDispatcher(celery_app, options=options)
-    n = 200_000  # 1.6 MB of float64: over the 1 MiB by-reference threshold
-    async with Tapestry(dispatcher=dispatcher) as t:
-        array_total(values=big_array(n=n, _config=KnotConfig(id="big")), _config=KnotConfig(id="t"))
-        with anyio.fail_after(30):
-            result = await t.run()
-    np.testing.assert_array_equal(result.outputs["big"], np.arange(n, dtype=np.float64))
-    assert result.outputs["t"] == n * (n - 1) / 2
-    output_hash = result.lineage_for("big").output_hash
-    assert output_hash is not None
-    # Nothing but the dispatcher and its workers write to this store: the array went through it.
-    async with data_store_from_url(store_url) as store:
-        assert await store.contains(output_hash)
+    def make(store_url: str) -> CeleryDispatcher:
+        options = RemoteOptions(code="reference", data_store_url=store_url)
+        return CeleryDispatcher(celery_app, options=options)
+
+    n = 200_000  # 1.6 MB of float64
+    result = await check_large_values_travel_by_reference(make, tmp_path, n)
+    np.testing.assert_array_equal(result.outputs["values"], np.arange(n, dtype=np.float64))
 
 
 async def test_task_messages_on_the_broker_are_json(celery_app: Celery) -> None:
@@ -444,16 +362,7 @@ class _Json:
 
 
 async def test_unopened_or_closed_dispatcher_refuses_work(celery_app: Celery) -> None:
-    dispatcher = CeleryDispatcher(celery_app)
-    call = KnotCall(RunId("r"), KnotId("k"), target=max, kwargs={}, is_async=False)
-    with pytest.raises(ClosedResourceError, match="is not open"):
-        await dispatcher.run(call)
-    async with dispatcher:
-        pass
-    with pytest.raises(ClosedResourceError, match="was closed"):
-        await dispatcher.run(call)
-    with pytest.raises(ClosedResourceError, match="was closed"):
-        await dispatcher.__aenter__()
+    await check_refuses_work_unopened_or_closed(CeleryDispatcher(celery_app))
 
 
 async def test_an_unreachable_broker_fails_at_open_with_the_url_redacted() -> None:

@@ -7,7 +7,6 @@ end-of-stream the moment that worker dies.
 
 from __future__ import annotations
 
-import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -15,17 +14,19 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import pytest
+from _dispatch_checks import (
+    assert_local_only_error,
+    assert_remote_value_error,
+    check_killed_worker_is_retried,
+    check_knots_run_remotely,
+    check_large_values_travel_by_reference,
+    check_retry_policy_retries,
+    run_failing_knots,
+    run_killing_the_worker,
+)
 from _dispatch_knots import (
     accept_reporter,
     add,
-    array_total,
-    async_pid,
-    big_array,
-    die_on_first_attempt,
-    fail_unimportable,
-    fail_with,
-    flaky,
-    kill_reporting_worker,
     listening,
     process_exists,
     report_then_mark,
@@ -36,14 +37,10 @@ from pirn_like import (
     ClosedResourceError,
     Err,
     KnotConfig,
-    LocalDiskDataStore,
     MissingExtraError,
-    Ok,
-    RetryPolicy,
     RunRequest,
     RunStatus,
     Tapestry,
-    WorkerLostError,
 )
 from pirn_like.dispatchers._process import ProcessDispatcher
 from pirn_like.dispatchers._remote import RemoteOptions
@@ -51,22 +48,9 @@ from pirn_like.protocols import KnotCall
 
 pytestmark = [pytest.mark.anyio, pytest.mark.xdist_group("process")]
 
-_NO_RETRY_DELAY = {"initial_delay": 0, "jitter": 0}
-
 
 async def test_knots_run_in_worker_processes_and_lineage_names_the_dispatcher() -> None:
-    dispatcher = ProcessDispatcher(max_workers=2)
-    async with Tapestry(dispatcher=dispatcher) as t:
-        total = add(a=2, b=3, _config=KnotConfig(id="sum"))
-        async_pid(x=total, _config=KnotConfig(id="double"))
-        with anyio.fail_after(30):
-            result = await t.run()
-    assert result.succeeded
-    assert result.outputs["sum"] == 5
-    doubled, worker_pid = result.outputs["double"]
-    assert doubled == 10
-    assert worker_pid != os.getpid()
-    assert {rec.dispatcher for rec in result.lineage} == {"ProcessDispatcher"} == {dispatcher.name}
+    await check_knots_run_remotely(ProcessDispatcher(max_workers=2), "ProcessDispatcher")
 
 
 async def test_code_can_travel_by_reference() -> None:
@@ -79,33 +63,15 @@ async def test_code_can_travel_by_reference() -> None:
 
 
 async def test_knot_failure_comes_back_with_remote_type_message_and_traceback() -> None:
-    async with Tapestry(dispatcher=ProcessDispatcher(2)) as t:
-        fail_with(message="bad row 7", _config=KnotConfig(id="boom"))
-        fail_unimportable(message="odd one", _config=KnotConfig(id="odd"))
-        with anyio.fail_after(30):
-            result = await t.run()
-    boom, odd = result.result("boom"), result.result("odd")
+    result = await run_failing_knots(ProcessDispatcher(2), unimportable=True)
+    boom = result.result("boom")
     assert isinstance(boom, Err)
-    assert boom.record.type == "builtins.ValueError"
-    assert boom.record.message == "bad row 7"
-    assert "remote traceback (worker " in boom.record.traceback
-    assert "raise ValueError(message)" in boom.record.traceback
-    assert isinstance(odd, Err)
-    assert odd.record.type == "_dispatch_knots.plain_fail_unimportable.<locals>.LocalOnlyError"
-    assert odd.record.message == "odd one"
-    assert "raise LocalOnlyError(message)" in odd.record.traceback
+    assert_remote_value_error(boom.record)
+    assert assert_local_only_error(result.result("odd")).message == "odd one"
 
 
 async def test_retry_policy_retries_a_remote_knot(tmp_path: Path) -> None:
-    counter = tmp_path / "attempts"
-    policy = RetryPolicy(attempts=3, retry_on=(ConnectionError,), **_NO_RETRY_DELAY)
-    async with Tapestry(dispatcher=ProcessDispatcher(1)) as t:
-        flaky(counter=str(counter), failures=2, _config=KnotConfig(id="flaky", retry=policy))
-        with anyio.fail_after(30):
-            result = await t.run()
-    assert result.outputs["flaky"] == 3
-    assert result.lineage_for("flaky").attempts == 3
-    assert counter.read_text() == "xxx"
+    await check_retry_policy_retries(ProcessDispatcher(1), tmp_path)
 
 
 async def test_timeout_kills_the_worker_process(tmp_path: Path) -> None:
@@ -157,48 +123,21 @@ async def test_cancelled_run_kills_the_worker_process(tmp_path: Path) -> None:
 
 
 async def test_killed_worker_fails_the_knot_with_worker_lost(tmp_path: Path) -> None:
-    async with listening() as (port, listener), Tapestry(dispatcher=ProcessDispatcher(1)) as t:
-        die_on_first_attempt(
-            port=port, counter=str(tmp_path / "attempts"), _config=KnotConfig(id="victim")
-        )
-        with anyio.fail_after(30):
-            result = await run_alongside(t, partial(kill_reporting_worker, listener))
-    failure = result.result("victim")
-    assert isinstance(failure, Err)
-    assert failure.record.type == "pirn_like.WorkerLostError"
-    assert "running knot 'victim' of run" in failure.record.message
-    assert "died:" in failure.record.message
+    record = await run_killing_the_worker(ProcessDispatcher(1), tmp_path)
+    assert "running knot 'victim' of run" in record.message
+    assert "died:" in record.message
 
 
 async def test_killed_worker_is_retried_per_policy(tmp_path: Path) -> None:
-    counter = tmp_path / "attempts"
-    policy = RetryPolicy(attempts=2, retry_on=(WorkerLostError,), **_NO_RETRY_DELAY)
-    async with listening() as (port, listener), Tapestry(dispatcher=ProcessDispatcher(1)) as t:
-        die_on_first_attempt(
-            port=port, counter=str(counter), _config=KnotConfig(id="victim", retry=policy)
-        )
-        with anyio.fail_after(30):
-            result = await run_alongside(t, partial(kill_reporting_worker, listener))
-    assert result.result("victim") == Ok("survived")
-    assert result.lineage_for("victim").attempts == 2
-    assert counter.read_text() == "xx"
+    await check_killed_worker_is_retried(ProcessDispatcher(1), tmp_path)
 
 
 async def test_large_values_travel_by_reference(tmp_path: Path) -> None:
-    store = tmp_path / "values"
-    dispatcher = ProcessDispatcher(2, options=RemoteOptions(data_store_url=store.as_uri()))
-    n = 1 << 18  # 2 MiB of float64: over the 1 MiB by-reference threshold
-    async with Tapestry(dispatcher=dispatcher) as t:
-        values = big_array(n=n, _config=KnotConfig(id="values"))
-        array_total(values=values, _config=KnotConfig(id="total"))
-        with anyio.fail_after(30):
-            result = await t.run()
-    assert result.outputs["total"] == n * (n - 1) / 2
-    output_hash = result.lineage_for("values").output_hash
-    assert output_hash is not None
-    # The array went worker -> caller -> worker through the store, filed under its hash.
-    async with LocalDiskDataStore(store) as values_store:
-        assert await values_store.contains(output_hash)
+    def make(store_url: str) -> ProcessDispatcher:
+        return ProcessDispatcher(2, options=RemoteOptions(data_store_url=store_url))
+
+    # 2 MiB of float64
+    await check_large_values_travel_by_reference(make, tmp_path, n=1 << 18)
 
 
 async def test_using_it_unopened_or_after_close_is_refused() -> None:
