@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.to_thread
 
-from pirn_like._errors import BackendError, ClosedResourceError, MissingExtraError
+from pirn_like._errors import BackendError, MissingExtraError
 from pirn_like.backends._url import redact
 from pirn_like.dispatchers._remote import (
     RemoteOptions,
+    SharedOpening,
     pack_call,
+    require_asyncio,
     require_cloudpickle,
     run_payload,
     unpack_result,
@@ -58,9 +59,7 @@ class RayDispatcher:
         self.options = options if options is not None else RemoteOptions()
         self.num_cpus = num_cpus
         self.init_kwargs = dict(init_kwargs or {})
-        self._lifecycle = anyio.Lock()
-        self._entered = 0
-        self._closed = False
+        self._opening = SharedOpening(self.name)
         self._started_ray = False
         self._task: RemoteFunction0[bytes, bytes] | None = None
         self._worker = "of the Ray cluster"
@@ -74,32 +73,15 @@ class RayDispatcher:
         return f"{type(self).__name__}({where})"
 
     async def __aenter__(self) -> Self:
-        async with self._lifecycle:
-            if self._closed:
-                raise ClosedResourceError(f"{self!r} was closed; create a new one to reopen it")
-            if self._entered == 0:
-                await self._open()
-            self._entered += 1
+        await self._opening.enter(self._open)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        async with self._lifecycle:
-            if self._entered == 0:
-                return
-            self._entered -= 1
-            if self._entered > 0:
-                return
-            self._closed = True
-            self._task = None
-            if self._started_ray:
-                import ray
-
-                # A half-shut-down Ray leaves its processes behind: finish even if cancelled.
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(ray.shutdown)
+        # Shielded by SharedOpening: a half-shut-down Ray leaves its processes behind.
+        await self._opening.exit(self._close)
 
     async def _open(self) -> None:
-        _require_asyncio(self)
+        require_asyncio(repr(self), "Ray's ObjectRefs are awaited on an asyncio loop")
         ray = _import_ray()
         if self.options.code == "pickle":
             require_cloudpickle("RayDispatcher", "ray")
@@ -115,13 +97,17 @@ class RayDispatcher:
         task = _ray_task()
         self._task = task if self.num_cpus is None else task.options(num_cpus=self.num_cpus)
 
+    async def _close(self) -> None:
+        self._task = None
+        if self._started_ray:
+            import ray
+
+            await anyio.to_thread.run_sync(ray.shutdown)
+
     async def run(self, call: KnotCall) -> Any:
+        self._opening.check()
         task = self._task
-        if task is None:
-            state = "was closed" if self._closed else "is not open"
-            raise ClosedResourceError(
-                f"{self!r} {state}: use it inside 'async with' (a Tapestry opens its dispatcher)"
-            )
+        assert task is not None
         import ray
         import ray.exceptions
 
@@ -138,17 +124,6 @@ class RayDispatcher:
             reason = str(exc).strip().partition("\n")[0]
             raise worker_lost(call, self._worker, f"{type(exc).__name__}: {reason}") from exc
         return await unpack_result(result, self.options)
-
-
-def _require_asyncio(dispatcher: RayDispatcher) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        raise RuntimeError(
-            f"{dispatcher!r} needs asyncio (Ray's ObjectRefs are awaited on an asyncio "
-            "loop); run the tapestry with anyio.run(..., backend='asyncio') or use "
-            "another dispatcher under trio"
-        ) from None
 
 
 def _import_ray() -> ModuleType:

@@ -22,6 +22,7 @@ else raises ``RemoteKnotError``, and attaches the remote traceback as a note.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hmac
@@ -32,7 +33,7 @@ import socket
 import struct
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any, Literal
@@ -53,13 +54,14 @@ from pirn_like.backends import data_store_from_url
 from pirn_like.core._hashing import content_hash
 from pirn_like.core._knot import FunctionKnot
 from pirn_like.core._serialization import SafeSerializer
-from pirn_like.protocols import KnotCall, Serializer
+from pirn_like.protocols import DataStore, KnotCall, Serializer
 
 __all__ = [
     "PICKLE_KEY_ENV",
     "RemoteOptions",
     "SharedOpening",
     "pack_call",
+    "require_asyncio",
     "require_cloudpickle",
     "run_payload",
     "set_worker_pickle_key",
@@ -152,6 +154,8 @@ class SharedOpening:
         """Count one user less, calling ``close`` (shielded) for the last."""
         with anyio.CancelScope(shield=True):
             async with self._lock:
+                if not self._users:
+                    return  # an exit without its enter: nothing of ours is open
                 self._users -= 1
                 if not self._users:
                     self._closed = True
@@ -168,6 +172,17 @@ def set_worker_pickle_key(key: bytes | None) -> None:
 def require_cloudpickle(feature: str, extra: str) -> None:
     """Raise MissingExtraError unless cloudpickle is importable (call it when opening)."""
     _cloudpickle(feature, extra)
+
+
+def require_asyncio(name: str, why: str) -> None:
+    """Raise RuntimeError unless running on asyncio (call it when opening)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            f"{name} runs on asyncio only and needs asyncio ({why}); run the tapestry "
+            "with anyio.run(..., backend='asyncio') or use another dispatcher under trio"
+        ) from None
 
 
 def worker_lost(call: KnotCall, worker: str, reason: object) -> WorkerLostError:
@@ -188,7 +203,7 @@ async def pack_call(call: KnotCall, options: RemoteOptions) -> bytes:
     by_reference: dict[ContentHash, object] = {}
     for name, value in call.kwargs.items():
         data = _dumps(serializer, value, f"knot {call.knot_id!r}: input {name!r}")
-        digest = _reference_hash(options, data, value)
+        digest = _reference_hash(options.data_store_url, options.by_reference_over, data, value)
         if digest is None:
             kwargs[name] = ["inline", len(sections)]
             sections.append(data)
@@ -196,10 +211,7 @@ async def pack_call(call: KnotCall, options: RemoteOptions) -> bytes:
             kwargs[name] = ["ref", digest]
             by_reference[digest] = value
     if by_reference:
-        async with _open_store(options) as store:
-            for digest, value in by_reference.items():
-                if not await store.contains(digest):
-                    await store.put(digest, value)
+        await _put_values(options.data_store_url, options.serializer, by_reference)
     header: dict[str, Any] = {
         "run": call.run_id,
         "knot": call.knot_id,
@@ -254,12 +266,15 @@ def run_payload(payload: bytes, *, unsigned_pickle: bool = True) -> bytes:
             )
         target, custom = _load_code(header, sections[header["code_section"]])
         serializer = custom or serializer
-        store_url: str | None = header["store"]
+        refs: dict[str, list[Any]] = header["kwargs"]
+        # All inputs by reference come from one opening of the store, in one event loop.
+        digests = [where for kind, where in refs.values() if kind == "ref"]
+        fetched = iter(
+            _run_async(_get_values, header["store"], serializer, digests) if digests else ()
+        )
         kwargs = {
-            name: _run_async(_read_value, ref, sections, serializer, store_url)
-            if ref[0] == "ref"
-            else serializer.loads(sections[ref[1]])
-            for name, ref in header["kwargs"].items()
+            name: next(fetched) if kind == "ref" else serializer.loads(sections[where])
+            for name, (kind, where) in refs.items()
         }
         call = functools.partial(target, **kwargs)
         value = _run_async(call) if header["async"] else call()
@@ -286,20 +301,12 @@ def _carries_pickle(header: Mapping[str, Any], sections: list[bytes]) -> bool:
 def _encode_value(
     header: Mapping[str, Any], data: bytes, value: object, custom: Serializer | None, worker: str
 ) -> bytes:
-    options = RemoteOptions(
-        serializer=custom, data_store_url=header["store"], by_reference_over=header["over"]
-    )
-    digest = _reference_hash(options, data, value)
+    store_url: str | None = header["store"]
+    digest = _reference_hash(store_url, header["over"], data, value)
     if digest is None:
         return _frame(_RESULT, {"ok": True, "value": ["inline", 0], "worker": worker}, [data], None)
-    _run_async(_put_value, options, digest, value)
+    _run_async(_put_values, store_url, custom, {digest: value})
     return _frame(_RESULT, {"ok": True, "value": ["ref", digest], "worker": worker}, [], None)
-
-
-async def _put_value(options: RemoteOptions, digest: ContentHash, value: object) -> None:
-    async with _open_store(options) as store:
-        if not await store.contains(digest):
-            await store.put(digest, value)
 
 
 def _run_async(func: Callable[..., Any], *args: Any) -> Any:
@@ -413,8 +420,10 @@ def _dumps(serializer: Serializer, value: object, where: str) -> bytes:
         raise SerializationError(f"{where} cannot be sent between processes: {error}") from error
 
 
-def _reference_hash(options: RemoteOptions, data: bytes, value: object) -> ContentHash | None:
-    if options.data_store_url is None or len(data) <= options.by_reference_over:
+def _reference_hash(
+    store_url: str | None, over: int, data: bytes, value: object
+) -> ContentHash | None:
+    if store_url is None or len(data) <= over:
         return None
     try:
         return content_hash(value)
@@ -422,10 +431,30 @@ def _reference_hash(options: RemoteOptions, data: bytes, value: object) -> Conte
         return None  # no content hash to file it under: it travels inline
 
 
-def _open_store(options: RemoteOptions) -> Any:
-    assert options.data_store_url is not None
-    extra = {} if options.serializer is None else {"serializer": options.serializer}
-    return data_store_from_url(options.data_store_url, **extra)
+def _open_store(store_url: str, serializer: Serializer | None) -> DataStore:
+    extra = {} if serializer is None else {"serializer": serializer}
+    return data_store_from_url(store_url, **extra)
+
+
+async def _put_values(
+    store_url: str | None, serializer: Serializer | None, values: Mapping[ContentHash, object]
+) -> None:
+    assert store_url is not None  # only values _reference_hash filed under a hash get here
+    async with _open_store(store_url, serializer) as store:
+        for digest, value in values.items():
+            if not await store.contains(digest):
+                await store.put(digest, value)
+
+
+async def _get_values(
+    store_url: str | None, serializer: Serializer, digests: Sequence[ContentHash]
+) -> list[object]:
+    if store_url is None:
+        raise SerializationError(
+            f"a value was sent by reference ({digests[0]}) without a data store"
+        )
+    async with _open_store(store_url, serializer) as store:
+        return [await store.get(digest) for digest in digests]
 
 
 async def _read_value(
@@ -434,11 +463,8 @@ async def _read_value(
     kind, where = ref
     if kind == "inline":
         return serializer.loads(sections[where])
-    if store_url is None:
-        raise SerializationError(f"a value was sent by reference ({where}) without a data store")
-    options = RemoteOptions(serializer=serializer, data_store_url=store_url)
-    async with _open_store(options) as store:
-        return await store.get(where)
+    (value,) = await _get_values(store_url, serializer, [where])
+    return value
 
 
 # -- failures ------------------------------------------------------------------------
