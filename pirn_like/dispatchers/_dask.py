@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Self, cast
@@ -14,6 +13,7 @@ from pirn_like.dispatchers._remote import (
     RemoteOptions,
     SharedOpening,
     pack_call,
+    require_asyncio,
     require_cloudpickle,
     run_payload,
     unpack_result,
@@ -40,9 +40,11 @@ class DaskDispatcher:
     A worker that dies mid-knot is first rescheduled by Dask itself (up to its
     ``distributed.scheduler.allowed-failures``); after that the knot fails with
     ``WorkerLostError`` and its retry policy applies. Cancellation (a timeout or a
-    cancelled run) cancels the task: a task still waiting for a worker never runs, but one
-    already running on a worker thread cannot be stopped by Dask and runs to its end, its
-    result discarded. Dask's client runs on asyncio only: on trio, opening raises.
+    cancelled run) asks the scheduler to drop the task. That usually keeps a queued task
+    from running, but not always: one the scheduler already handed to a worker can still
+    start, and one running on a worker thread cannot be stopped by Dask; either runs to
+    its end, its result discarded. Use ProcessDispatcher or RayDispatcher when cancelled
+    work must stop. Dask's client runs on asyncio only: on trio, opening raises.
     """
 
     def __init__(
@@ -141,13 +143,7 @@ class DaskDispatcher:
         await self._opening.exit(self._close_owned)
 
     async def _open(self) -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(
-                f"{self.name} runs on asyncio only (Dask's client is asyncio-based); "
-                "run this tapestry with anyio's asyncio backend"
-            ) from None
+        require_asyncio(self.name, "Dask's client is asyncio-based")
         distributed = _distributed()
         if self.options.code == "pickle":
             require_cloudpickle(self.name, "dask")
