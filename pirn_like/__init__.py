@@ -50,6 +50,7 @@ from pirn_like.core._records import (
     CacheMiss,
     KnotLineage,
     RetentionReport,
+    RunOutcome,
     RunRecord,
     RunRequest,
     RunResult,
@@ -94,6 +95,14 @@ if TYPE_CHECKING:
         register_celery_task,
         set_worker_pickle_key,
     )
+    from pirn_like.emitters import (
+        KafkaEmitter,
+        LogEmitter,
+        OpenLineageEmitter,
+        OpenTelemetryEmitter,
+        ValKeyEmitter,
+        WebhookEmitter,
+    )
 
 # Loaded on first use: persistent backends and the serializer are not needed to run.
 _LAZY = {
@@ -115,6 +124,12 @@ _LAZY = {
     "set_worker_pickle_key": "pirn_like.dispatchers",
     "SafeSerializer": "pirn_like.core._serialization",
     "ValueFormat": "pirn_like.core._serialization",
+    "KafkaEmitter": "pirn_like.emitters",
+    "LogEmitter": "pirn_like.emitters",
+    "OpenLineageEmitter": "pirn_like.emitters",
+    "OpenTelemetryEmitter": "pirn_like.emitters",
+    "ValKeyEmitter": "pirn_like.emitters",
+    "WebhookEmitter": "pirn_like.emitters",
 }
 
 __all__ = [
@@ -140,6 +155,7 @@ __all__ = [
     "InMemoryDataStore",
     "InMemoryHistory",
     "InMemoryStore",
+    "KafkaEmitter",
     "Knot",
     "KnotConfig",
     "KnotDefinitionError",
@@ -150,11 +166,14 @@ __all__ = [
     "KnotTimeoutError",
     "LocalDiskDataStore",
     "LocalDispatcher",
+    "LogEmitter",
     "Map",
     "MapItemsFailedError",
     "MemoryEmitter",
     "MissingExtraError",
     "Ok",
+    "OpenLineageEmitter",
+    "OpenTelemetryEmitter",
     "Optional",
     "Outcome",
     "Parameter",
@@ -176,6 +195,7 @@ __all__ = [
     "RunEvent",
     "RunFinished",
     "RunId",
+    "RunOutcome",
     "RunRecord",
     "RunRequest",
     "RunResult",
@@ -199,8 +219,10 @@ __all__ = [
     "UnhashableValueError",
     "UntrustedPayloadError",
     "ValKeyDataStore",
+    "ValKeyEmitter",
     "ValKeyStore",
     "ValueFormat",
+    "WebhookEmitter",
     "WiringError",
     "WorkerLostError",
     "ZipMap",

@@ -138,6 +138,18 @@ class Tapestry:
 
     # -- lifecycle --------------------------------------------------------------
 
+    @property
+    def is_open(self) -> bool:
+        """True while the backends, dispatcher and emitters are open."""
+        return self._resources is not None
+
+    async def open(self) -> None:
+        """Open the backends, dispatcher and emitters now (the first run does otherwise).
+
+        They stay open until ``aclose()``.
+        """
+        await self._open()
+
     async def __aenter__(self) -> Self:
         self.__enter__()
         await self._open()

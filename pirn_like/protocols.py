@@ -8,7 +8,7 @@ them in ``Tapestry.aclose()`` (or at the end of ``async with tapestry:``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, Self
@@ -17,7 +17,15 @@ from pirn_like._ids import ContentHash, KnotId, RunId
 from pirn_like.core._codecs import Codec
 from pirn_like.core._events import RunEvent
 from pirn_like.core._knot import Knot
-from pirn_like.core._records import CacheMiss, KnotLineage, RetentionReport, RunRecord, RunStatus
+from pirn_like.core._records import (
+    CacheMiss,
+    KnotLineage,
+    RetentionReport,
+    RunOutcome,
+    RunRecord,
+    RunRequest,
+    RunStatus,
+)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -25,12 +33,16 @@ if TYPE_CHECKING:
 __all__ = [
     "Codec",
     "DataStore",
+    "Delivery",
     "Dispatcher",
     "Emitter",
     "KnotCall",
     "RunHistory",
     "Serializer",
+    "StreamItem",
+    "StreamSource",
     "TapestryStore",
+    "Trigger",
 ]
 
 
@@ -111,6 +123,12 @@ class RunHistory(_Resource, Protocol):
     async def record_run_started(self, run: RunRecord) -> None: ...
     async def record_lineage(self, records: Sequence[KnotLineage]) -> None: ...
     async def record_run_finished(self, run: RunRecord) -> None: ...
+    async def claim_run(self, run: RunRecord) -> bool:
+        """Record ``run`` as started unless a run with its id is already recorded, in one
+        atomic step; True if this call recorded it. Processes sharing a history use it
+        to run a request with a given run id exactly once."""
+        ...
+
     async def get_run(self, run_id: str) -> RunRecord | None: ...
     async def list_runs(
         self,
@@ -178,3 +196,75 @@ class Emitter(_Resource, Protocol):
     """Observes runs. Exceptions an emitter raises are logged and never fail a run."""
 
     async def emit(self, event: RunEvent) -> None: ...
+
+
+class Delivery(Protocol):
+    """One request a trigger hands to ``run_forever``, to be acknowledged once recorded.
+
+    ``run_forever`` calls exactly one of ``settle`` or ``release`` per delivery.
+    A trigger that can see the same message twice (Kafka, ValKey streams) gives its
+    requests a run id derived from the message, so a redelivered message whose run is
+    already recorded is settled as a duplicate instead of running again.
+    """
+
+    @property
+    def request(self) -> RunRequest:
+        """The run to start; ``request.trigger`` says what started it."""
+        ...
+
+    async def settle(self, outcome: RunOutcome) -> None:
+        """The run is recorded in history (or was refused): acknowledge the message.
+
+        A trigger may first route a failed outcome elsewhere (a dead-letter topic).
+        """
+        ...
+
+    async def release(self) -> None:
+        """The request was not run to the end (shutdown): leave it for redelivery."""
+        ...
+
+
+class Trigger(_Resource, Protocol):
+    """Starts runs when something happens outside: a time, a message, a request.
+
+    ``deliveries`` yields one delivery at a time and is only asked for the next when
+    ``run_forever`` has room for another run, so a full service stops pulling.
+    """
+
+    @property
+    def kind(self) -> str:
+        """Short name recorded in each run's trigger (``cron``, ``kafka``, ...)."""
+        ...
+
+    def deliveries(self) -> AsyncIterator[Delivery]: ...
+
+
+class StreamItem(Protocol):
+    """One item a streaming source produced, acknowledged once its run is recorded."""
+
+    @property
+    def value(self) -> object: ...
+
+    @property
+    def position(self) -> str:
+        """Where the item came from (a file offset, ``topic/partition/offset``)."""
+        ...
+
+    async def ack(self) -> None:
+        """The item's run is recorded: the source may move past it."""
+        ...
+
+
+class StreamSource(_Resource, Protocol):
+    """Feeds a continuous stream of items into runs of one pipeline (``run_stream``).
+
+    Each item becomes the value of the parameter named ``parameter_name``.
+    """
+
+    @property
+    def parameter_name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    def items(self) -> AsyncIterator[StreamItem]: ...

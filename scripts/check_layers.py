@@ -19,7 +19,10 @@ ALLOWED: dict[str, set[str]] = {
     # Remote dispatchers pass large values by reference through a data store.
     "dispatchers": {"core", "protocols", "dispatchers", "backends"},
     "backends": {"core", "protocols", "backends"},
-    "emitters": {"core", "protocols", "emitters"},
+    "emitters": {"core", "protocols", "emitters", "backends"},
+    # Triggers and streams drive a Tapestry; leases and ValKey reuse backend connections.
+    "triggers": {"core", "protocols", "triggers", "backends", "streaming", "_tapestry"},
+    "streaming": {"core", "protocols", "streaming", "triggers", "backends", "_tapestry"},
     "nodes": {"core", "nodes"},
 }
 # Public alias modules that keep an older import path working, and what they re-export.

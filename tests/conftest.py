@@ -12,6 +12,7 @@ pytest_plugins = [
     "_fixtures_dask",
     "_fixtures_ray",
     "_fixtures_celery",
+    "_fixtures_kafka",
 ]
 
 

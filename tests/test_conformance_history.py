@@ -170,6 +170,33 @@ async def test_starting_a_run_again_replaces_it(history: RunHistory) -> None:
     assert await history.list_runs() == [resumed]
 
 
+async def test_claiming_a_run_id_succeeds_once(history: RunHistory) -> None:
+    first = run_record("r1", status=RunStatus.RUNNING, finished_at=None)
+    assert await history.claim_run(first) is True
+    assert await history.claim_run(run_record("r1", started=T0 + timedelta(hours=1))) is False
+    assert await history.get_run("r1") == first
+
+
+async def test_concurrent_claims_of_one_run_id_have_one_winner(persistent: Backend) -> None:
+    handles = [persistent.make() for _ in range(4)]
+    for handle in handles:
+        await handle.__aenter__()
+    try:
+        wins: list[bool] = []
+
+        async def claim(handle: RunHistory, n: int) -> None:
+            record = run_record("contested", started=T0 + timedelta(seconds=n))
+            wins.append(await handle.claim_run(record))
+
+        async with anyio.create_task_group() as tg:
+            for n, handle in enumerate(handles):
+                tg.start_soon(claim, handle, n)
+        assert sorted(wins) == [False, False, False, True]
+    finally:
+        for handle in handles:
+            await handle.__aexit__(None, None, None)
+
+
 async def test_list_runs_is_newest_first_and_filters(history: RunHistory) -> None:
     hour = timedelta(hours=1)
     statuses = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SUCCEEDED, RunStatus.CANCELLED]

@@ -38,6 +38,12 @@ class InMemoryHistory(LineageQueries):
     async def record_run_finished(self, run: RunRecord) -> None:
         self._runs[run.run_id] = run
 
+    async def claim_run(self, run: RunRecord) -> bool:
+        if run.run_id in self._runs:
+            return False
+        self._runs[run.run_id] = run
+        return True
+
     async def record_lineage(self, records: Sequence[KnotLineage]) -> None:
         # Indexed on the first query after, not here: recording is on the run's path.
         self._unindexed.extend(records)

@@ -534,6 +534,22 @@ class SQLHistory(LineageQueries):
         """Record ``run`` in its final state, replacing the started record."""
         await self._put_run(run)
 
+    async def claim_run(self, run: RunRecord) -> bool:
+        """Record ``run`` unless a run with its id is recorded; True if this call did."""
+        sql = self._dialect.sql(
+            "INSERT INTO pirn_like_runs (run_id, status, started_at_us, record) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
+        )
+        row = _run_row(run)
+        try:
+            async with self._using("claiming a run") as session, session.transaction() as tx:
+                return bool(await tx.fetch(sql, row))
+        except BackendError:
+            # DuckDB reports a concurrent claim as a conflict instead of doing nothing.
+            if await self.get_run(run.run_id) is not None:
+                return False
+            raise
+
     async def _put_run(self, run: RunRecord) -> None:
         sql = self._dialect.sql(
             "INSERT INTO pirn_like_runs (run_id, status, started_at_us, record) "

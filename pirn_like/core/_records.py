@@ -24,6 +24,7 @@ __all__ = [
     "execution_hash",
     "RunRecord",
     "RunRequest",
+    "RunOutcome",
     "RunResult",
     "RunStatus",
     "StatusEvent",
@@ -234,3 +235,34 @@ class RetentionReport:
     deleted_values: tuple[str, ...]
     kept_values: tuple[str, ...]
     """Values the deleted runs produced that lineage kept elsewhere still references."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a triggered request ended, as its trigger is told before acknowledging it.
+
+    ``status`` is the recorded run's status, or None when the request was refused
+    before anything ran (``error`` says why: bad parameters, say). ``duplicate`` is
+    True when the run had already been recorded (a redelivered message) and was not
+    run again; ``result`` is the run's result when it ran in this process.
+    """
+
+    run_id: str
+    status: RunStatus | None
+    result: RunResult | None = None
+    error: str | None = None
+    duplicate: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the run is recorded as succeeded."""
+        return self.status is RunStatus.SUCCEEDED
+
+    @property
+    def errors(self) -> list[str]:
+        """``Type: message`` of each failure: the refusal, or the run's exceptions."""
+        if self.error is not None:
+            return [self.error]
+        if self.result is None:
+            return []
+        return [f"{e.type}: {e.message}" for e in self.result.exceptions]

@@ -832,12 +832,14 @@ async def execute_run(
     unsubscribe: Callable[[], None] | None = None
     history = settings.history
     result: RunResult | None = None
-    if resume is None and request.run_id and await history.get_run(run_id) is not None:
-        raise DuplicateRunError(
-            f"run id {run_id!r} is already recorded in this history; "
-            "omit RunRequest.run_id to get a fresh one"
-        )
-    await history.record_run_started(run.run_record(status, started, None))
+    if resume is None and request.run_id:
+        if not await history.claim_run(run.run_record(status, started, None)):
+            raise DuplicateRunError(
+                f"run id {run_id!r} is already recorded in this history; "
+                "omit RunRequest.run_id to get a fresh one"
+            )
+    else:
+        await history.record_run_started(run.run_record(status, started, None))
     try:
         async with anyio.create_task_group() as outer:
             if settings.emitters:

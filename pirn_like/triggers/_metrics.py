@@ -1,0 +1,101 @@
+"""Prometheus metrics of a ``run_forever`` service (the ``metrics`` extra)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pirn_like._errors import MissingExtraError
+from pirn_like.core._records import RunOutcome
+from pirn_like.core._results import Outcome
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+__all__ = ["ServiceMetrics"]
+
+
+class ServiceMetrics:
+    """Runs, their durations and outcomes, knot durations, failures and retries.
+
+    Each service has its own registry, served over HTTP by ``serve``.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise MissingExtraError("service metrics", "metrics", "prometheus_client") from exc
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.runs = Counter(
+            "pirn_like_runs",
+            "Runs ended, by trigger and status.",
+            ["trigger", "status"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "pirn_like_duplicate_deliveries",
+            "Deliveries settled without running: their run was already recorded.",
+            ["trigger"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "pirn_like_runs_in_flight", "Runs in progress, by trigger.", ["trigger"], registry=r
+        )
+        self.run_seconds = Histogram(
+            "pirn_like_run_duration_seconds", "Run durations.", ["trigger"], registry=r
+        )
+        self.knot_seconds = Histogram(
+            "pirn_like_knot_duration_seconds", "Knot execution durations.", ["knot"], registry=r
+        )
+        self.knot_failures = Counter(
+            "pirn_like_knot_failures", "Knot executions that ended Err.", ["knot"], registry=r
+        )
+        self.knot_retries = Counter(
+            "pirn_like_knot_retries", "Attempts beyond each knot's first.", ["knot"], registry=r
+        )
+        self._server: Any = None
+
+    @classmethod
+    def serve(cls, host: str, port: int) -> ServiceMetrics:
+        """Metrics served at ``http://host:port/metrics`` until ``close``."""
+        from prometheus_client import start_http_server
+
+        metrics = cls()
+        metrics._server, _ = start_http_server(port, addr=host, registry=metrics.registry)
+        return metrics
+
+    @property
+    def port(self) -> int:
+        """The port the metrics are served on."""
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def run_started(self, trigger: str) -> None:
+        self.in_flight.labels(trigger).inc()
+
+    def run_left(self, trigger: str) -> None:
+        self.in_flight.labels(trigger).dec()
+
+    def run_ended(self, trigger: str, outcome: RunOutcome) -> None:
+        status = outcome.status.value if outcome.status is not None else "refused"
+        self.runs.labels(trigger, status).inc()
+        if outcome.duplicate:
+            self.duplicates.labels(trigger).inc()
+        result = outcome.result
+        if result is None:
+            return
+        self.run_seconds.labels(trigger).observe(
+            (result.finished_at - result.started_at).total_seconds()
+        )
+        for rec in result.lineage:
+            self.knot_seconds.labels(rec.knot_id).observe(rec.duration)
+            if rec.outcome is Outcome.ERR:
+                self.knot_failures.labels(rec.knot_id).inc()
+            if rec.attempts > 1:
+                self.knot_retries.labels(rec.knot_id).inc(rec.attempts - 1)
