@@ -64,9 +64,34 @@ def execute_sql(url: str, sql: str) -> None:
             raise AssertionError(f"no SQL database at {url!r}")
 
 
+def fetch_sql(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` selects in the database ``url`` names, read as another program
+    would. Blocking: from async code, run it in a worker thread."""
+    scheme = url.partition(":")[0]
+    match scheme:
+        case "sqlite":
+            with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+                return [tuple(row) for row in conn.execute(sql).fetchall()]
+        case "duckdb":
+            with duckdb.connect(url.removeprefix("duckdb:///")) as conn:
+                return [tuple(row) for row in conn.execute(sql).fetchall()]
+        case "postgresql":
+            return asyncio.run(_fetch_postgres(url, sql))
+        case _:
+            raise AssertionError(f"no SQL database at {url!r}")
+
+
 async def _execute_postgres(url: str, sql: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _fetch_postgres(url: str, sql: str) -> list[tuple[Any, ...]]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(row) for row in await conn.fetch(sql)]
     finally:
         await conn.close()

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import pytest
-from _backend_helpers import execute_sql
+from _backend_helpers import execute_sql, fetch_sql
 from _fixtures_valkey import free_port
 
 from pirn_like import (
@@ -34,6 +34,8 @@ from pirn_like import (
 from pirn_like.backends._duckdb_history import DuckDBHistory
 from pirn_like.backends._postgres_history import PostgresHistory
 from pirn_like.backends._sqlite_history import SQLiteHistory
+from pirn_like.backends import _sql
+from pirn_like.backends._sql import SQLITE
 from pirn_like.backends._url import redact
 from pirn_like.protocols import RunHistory
 
@@ -400,6 +402,69 @@ async def test_reopening_sees_everything(persistent: Backend) -> None:
         assert (await history.query_lineage_by_knot_id("more"))[0].run_id == "r9"
 
 
+async def _count(backend: Backend, table: str) -> int:
+    rows = await anyio.to_thread.run_sync(fetch_sql, backend.url, f"SELECT COUNT(*) FROM {table}")
+    return int(rows[0][0])
+
+
+async def test_lineage_is_journaled_then_indexed_before_the_next_query(
+    persistent: Backend,
+) -> None:
+    async with persistent.make() as writer:
+        await writer.record_lineage([lineage("r1", f"k{n}", n) for n in range(3)])
+        assert await _count(persistent, "pirn_like_lineage_journal") == 1
+        assert await _count(persistent, "pirn_like_lineage") == 0
+        if persistent.kind == "duckdb":  # one process per DuckDB file: read through it
+            reader = writer
+            got = await reader.get_lineage("r1")
+        else:
+            async with persistent.make() as reader:
+                got = await reader.get_lineage("r1")
+        assert [rec.knot_id for rec in got] == ["k0", "k1", "k2"]
+        assert got[0] == lineage("r1", "k0", 0)
+        assert await _count(persistent, "pirn_like_lineage_journal") == 0
+        assert await _count(persistent, "pirn_like_lineage") == 3
+        assert await _count(persistent, "pirn_like_lineage_inputs") == 6
+
+
+async def test_closing_a_writer_leaves_the_lineage_tables_complete(persistent: Backend) -> None:
+    async with persistent.make() as writer:
+        await writer.record_lineage([lineage("r1", "a", 1)])
+        await writer.record_lineage([lineage("r1", "b", 2)])
+    assert await _count(persistent, "pirn_like_lineage_journal") == 0
+    assert await _count(persistent, "pirn_like_lineage") == 2
+
+
+async def test_a_writer_moves_a_long_journal_itself(
+    persistent: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sql, "_JOURNAL_LIMIT", 5)
+    async with persistent.make() as writer:
+        await writer.record_lineage([lineage("r1", f"k{n}", n) for n in range(3)])
+        assert await _count(persistent, "pirn_like_lineage_journal") == 1
+        await writer.record_lineage([lineage("r1", f"k{n}", n) for n in range(3, 6)])
+        assert await _count(persistent, "pirn_like_lineage_journal") == 0
+        assert await _count(persistent, "pirn_like_lineage") == 6
+
+
+async def test_a_version_1_database_is_upgraded(persistent: Backend) -> None:
+    async with persistent.make() as history:
+        await history.record_run_started(run_record("r1"))
+    downgrade = ["DROP TABLE pirn_like_lineage_journal", "UPDATE pirn_like_schema SET version = 1"]
+    if persistent.kind == "duckdb":
+        downgrade.insert(1, "DROP SEQUENCE pirn_like_journal_seq")
+    for sql in downgrade:
+        await anyio.to_thread.run_sync(execute_sql, persistent.url, sql)
+    async with persistent.make() as history:
+        await history.record_lineage([lineage("r1", "k", 1)])
+        assert [rec.knot_id for rec in await history.get_lineage("r1")] == ["k"]
+        assert await history.get_run("r1") == run_record("r1")
+    version = await anyio.to_thread.run_sync(
+        fetch_sql, persistent.url, "SELECT version FROM pirn_like_schema"
+    )
+    assert version == [(SQLITE.version,)]
+
+
 async def test_a_newer_schema_is_refused(persistent: Backend) -> None:
     async with persistent.make() as history:
         await history.record_run_started(run_record("r1"))
@@ -410,7 +475,7 @@ async def test_a_newer_schema_is_refused(persistent: Backend) -> None:
             pass
     message = str(caught.value)
     assert "999" in message
-    assert "supports up to version 1" in message
+    assert f"supports up to version {SQLITE.version}" in message
     assert "upgrade pirn_like" in message
     assert redact(persistent.url) in message
 

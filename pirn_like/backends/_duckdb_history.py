@@ -29,6 +29,8 @@ class DuckDBHistory(SQLHistory):
     one at a time; this works under asyncio and trio.
     """
 
+    extra = "duckdb"
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         super().__init__(dialect=DUCKDB, url=f"duckdb:///{self.path}", connect=self._open)

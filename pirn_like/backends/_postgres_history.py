@@ -19,6 +19,8 @@ class PostgresHistory(SQLHistory):
     open. ``min_size`` and ``max_size`` bound the connection pool.
     """
 
+    extra = "postgres"
+
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ValueError(

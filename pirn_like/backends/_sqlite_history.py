@@ -20,6 +20,8 @@ class SQLiteHistory(SQLHistory):
     keeps everything in this process until it is closed.
     """
 
+    extra = "sqlite"
+
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         if busy_timeout < 0:
             raise ValueError(f"busy_timeout must be at least 0 seconds, got {busy_timeout}")
