@@ -26,6 +26,7 @@ from pirn_like.core._plan import RunPlan, build_plan
 from pirn_like.core._records import RunRequest, RunResult, RunStatus
 from pirn_like.core._results import Outcome
 from pirn_like.dispatchers import LocalDispatcher
+from pirn_like.engine._emit import QUEUE_SIZE, EmitterHub, EmitterStats, check_queue_size
 from pirn_like.engine._run import Resume, RunSettings, check_dispatchers, execute_run
 from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
 
@@ -52,6 +53,11 @@ class Tapestry:
     ``dispatcher`` runs every knot unless a run passes its own; ``dispatchers`` names
     more, for knots that pin one with ``KnotConfig(dispatcher="name")`` (heavy knots on
     a cluster, the rest local).
+
+    Emitters never slow or fail a run: each gets events through its own queue of
+    ``emitter_queue_size`` events, delivered by its own task; a full queue drops the
+    newest events (counted in ``emitter_stats()``). ``flush_emitters()`` waits until
+    they have everything.
     """
 
     def __init__(
@@ -66,6 +72,7 @@ class Tapestry:
         max_concurrency: int | None = None,
         tag_limits: Mapping[str, int] | None = None,
         checkpoint: bool | None = None,
+        emitter_queue_size: int = QUEUE_SIZE,
     ) -> None:
         if isinstance(store, str):
             store = store_from_url(store)
@@ -79,7 +86,9 @@ class Tapestry:
         self._dispatcher: Dispatcher = dispatcher if dispatcher is not None else LocalDispatcher()
         self._dispatchers = dict(dispatchers or {})
         self._emitters = tuple(emitters)
-        self._live_emitters: tuple[Emitter, ...] = ()
+        check_queue_size("emitter_queue_size", emitter_queue_size)
+        self._emitter_queue_size = emitter_queue_size
+        self._hub: EmitterHub | None = None
         self._max_concurrency = max_concurrency
         self._tag_limits = dict(tag_limits or {})
         # Durable histories checkpoint by default: resume then skips every finished knot.
@@ -163,12 +172,14 @@ class Tapestry:
         if self._closed:
             raise ClosedResourceError("this tapestry was closed; build a new one")
         if self._resources is not None:
+            if self._hub is not None:
+                self._hub.ensure_running()  # e.g. a second asyncio.run()
             return
         async with self._opening:  # one opener; concurrent first runs wait for it
             if self._resources is None:
-                self._resources, self._live_emitters = await self._open_parts()
+                self._resources, self._hub = await self._open_parts()
 
-    async def _open_parts(self) -> tuple[AsyncExitStack, tuple[Emitter, ...]]:
+    async def _open_parts(self) -> tuple[AsyncExitStack, EmitterHub | None]:
         stack = AsyncExitStack()
         await stack.__aenter__()
         live: list[Emitter] = []
@@ -187,17 +198,38 @@ class Tapestry:
                     live.append(await stack.enter_async_context(emitter))
                 except Exception:  # an emitter never breaks a run, not even by failing to open
                     _log.exception("emitter %r failed to open; runs go on without it", emitter)
+            hub = None
+            if live:
+                hub = EmitterHub(live, queue_size=self._emitter_queue_size)
+                hub.ensure_running()
+                stack.push_async_callback(hub.aclose)  # drained before emitters close
         except BaseException:
             await stack.aclose()
             raise
-        return stack, tuple(live)
+        return stack, hub
 
     async def aclose(self) -> None:
-        """Close the backends, dispatcher and emitters this tapestry opened."""
+        """Close the backends, dispatcher and emitters this tapestry opened.
+
+        Emitters first get up to ``CLOSE_TIMEOUT`` (10 s) to take what is queued."""
         self._closed = True
         stack, self._resources = self._resources, None
         if stack is not None:
             await stack.aclose()
+
+    async def flush_emitters(self, timeout: float = 30.0) -> bool:
+        """Wait until every emitter was handed every event so far; False on timeout.
+
+        Runs do not wait for their emitters: a test or a script that reads what an
+        emitter got calls this first."""
+        if self._hub is None:
+            return True
+        return await self._hub.flush(timeout)
+
+    def emitter_stats(self) -> tuple[EmitterStats, ...]:
+        """Each open emitter's queue depth, capacity and delivered, failed, timed-out
+        and dropped event counts (for metrics and health checks)."""
+        return self._hub.stats() if self._hub is not None else ()
 
     # -- running ----------------------------------------------------------------
 
@@ -216,6 +248,16 @@ class Tapestry:
                 self._plans.clear()
             self._plans[key] = plan
         return plan
+
+    def check_parameters(
+        self,
+        parameters: Mapping[str, object],
+        *,
+        terminals: Knot | str | Sequence[Knot | str] | None = None,
+    ) -> None:
+        """Raise ``ParameterError`` (naming the parameter) if a run with ``parameters``
+        would be refused; runs nothing. Entry points use it to refuse bad input early."""
+        self._validate_parameters(self.plan(terminals), RunRequest(parameters=dict(parameters)))
 
     async def run(
         self,
@@ -342,7 +384,7 @@ class Tapestry:
             dispatcher=dispatcher if dispatcher is not None else self._dispatcher,
             history=self._history,
             data_store=self._data_store,
-            emitters=self._live_emitters,
+            emit=self._hub.send if self._hub is not None else None,
             max_concurrency=(
                 self._max_concurrency if max_concurrency is _UNSET else max_concurrency
             ),

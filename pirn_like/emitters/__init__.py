@@ -11,13 +11,14 @@ from pirn_like.emitters._memory import MemoryEmitter
 
 if TYPE_CHECKING:
     from pirn_like.emitters._kafka import KafkaEmitter
-    from pirn_like.emitters._log import LogEmitter
+    from pirn_like.emitters._log import JsonLogFormatter, LogEmitter
     from pirn_like.emitters._openlineage import OpenLineageEmitter
     from pirn_like.emitters._otel import OpenTelemetryEmitter
     from pirn_like.emitters._valkey import ValKeyEmitter
     from pirn_like.emitters._webhook import WebhookEmitter
 
 _LAZY = {
+    "JsonLogFormatter": "pirn_like.emitters._log",
     "KafkaEmitter": "pirn_like.emitters._kafka",
     "LogEmitter": "pirn_like.emitters._log",
     "OpenLineageEmitter": "pirn_like.emitters._openlineage",
@@ -27,6 +28,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "JsonLogFormatter",
     "KafkaEmitter",
     "LogEmitter",
     "MemoryEmitter",

@@ -48,10 +48,9 @@ from pirn_like.core._results import (
     SkipReason,
 )
 from pirn_like.core._runtime import ItemTarget
-from pirn_like.engine._emit import start_emitting
 from pirn_like.engine._execute import Attempts, CallSite, Limits, call_knot
 from pirn_like.engine._nursery import Nursery, open_nursery
-from pirn_like.protocols import DataStore, Dispatcher, Emitter, RunHistory, TapestryStore
+from pirn_like.protocols import DataStore, Dispatcher, RunHistory, TapestryStore
 
 __all__ = ["Resume", "RunSettings", "check_dispatchers", "execute_run", "new_run_id"]
 
@@ -69,7 +68,8 @@ class RunSettings:
     dispatcher: Dispatcher
     history: RunHistory
     data_store: DataStore | None = None
-    emitters: Sequence[Emitter] = ()
+    emit: Callable[[RunEvent], None] | None = None
+    """Hands an event to the emitters without waiting (``EmitterHub.send``)."""
     max_concurrency: int | None = None
     tag_limits: Mapping[str, int] = field(default_factory=dict[str, int])
     timeout: float | None = None
@@ -842,8 +842,8 @@ async def execute_run(
         await history.record_run_started(run.run_record(status, started, None))
     try:
         async with anyio.create_task_group() as outer:
-            if settings.emitters:
-                run.send = start_emitting(outer, settings.emitters)
+            if settings.emit is not None:
+                run.send = settings.emit
                 run.send(RunStarted(run.run_record(status, started, None)))
             flusher = await outer.start(run.flush_periodically)
             if extensible and settings.store is not None:
@@ -870,7 +870,7 @@ async def execute_run(
             await run.flush()
             await history.record_run_finished(run.run_record(status, started, finished))
             if run.send is not None:
-                run.send(RunFinished(result))  # closes the stream: emitters drain, then end
+                run.send(RunFinished(result))
                 run.send = None
             flusher.cancel()
         assert result is not None

@@ -74,6 +74,7 @@ async def run_forever(
         from pirn_like.triggers._metrics import ServiceMetrics
 
         metrics = ServiceMetrics.serve(metrics_host, metrics_port)
+        metrics.watch_emitters(tapestry.emitter_stats)
     service = _Service(tapestry, max_concurrent_runs, on_outcome, metrics)
     stop = stop if stop is not None else anyio.Event()
     try:

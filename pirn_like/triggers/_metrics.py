@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pirn_like._errors import MissingExtraError
 from pirn_like.core._records import RunOutcome
@@ -10,12 +11,14 @@ from pirn_like.core._results import Outcome
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
 __all__ = ["ServiceMetrics"]
 
 
 class ServiceMetrics:
-    """Runs, their durations and outcomes, knot durations, failures and retries.
+    """Runs, their durations and outcomes, knot durations, failures and retries, and
+    each emitter's queue (``watch_emitters``).
 
     Each service has its own registry, served over HTTP by ``serve``.
     """
@@ -55,6 +58,13 @@ class ServiceMetrics:
             "pirn_like_knot_retries", "Attempts beyond each knot's first.", ["knot"], registry=r
         )
         self._server: Any = None
+
+    def watch_emitters(self, stats: Callable[[], Iterable[EmitterQueue]]) -> None:
+        """Export the emitter queues ``stats()`` describes (``Tapestry.emitter_stats``),
+        read at each scrape: ``pirn_like_emitter_queue_depth`` and ``_capacity``
+        (gauges), ``pirn_like_emitter_events_dropped``, ``_delivered``, ``_failed`` and
+        ``_timed_out`` (counters), each labelled ``emitter``."""
+        self.registry.register(_EmitterCollector(stats))
 
     @classmethod
     def serve(cls, host: str, port: int) -> ServiceMetrics:
@@ -99,3 +109,67 @@ class ServiceMetrics:
                 self.knot_failures.labels(rec.knot_id).inc()
             if rec.attempts > 1:
                 self.knot_retries.labels(rec.knot_id).inc(rec.attempts - 1)
+
+
+class EmitterQueue(Protocol):
+    """What the metrics read of one emitter's queue (``EmitterStats``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def delivered(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def timed_out(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+
+
+class _EmitterCollector:
+    """Reads the emitter queues when Prometheus scrapes (from the server's thread:
+    the numbers are plain ints, read without locks)."""
+
+    def __init__(self, stats: Callable[[], Iterable[EmitterQueue]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+
+        label = ["emitter"]
+        depth = GaugeMetricFamily(
+            "pirn_like_emitter_queue_depth", "Events waiting in each emitter's queue.", labels=label
+        )
+        capacity = GaugeMetricFamily(
+            "pirn_like_emitter_queue_capacity", "Events each emitter's queue holds.", labels=label
+        )
+        counters = {
+            "dropped": CounterMetricFamily(
+                "pirn_like_emitter_events_dropped",
+                "Events an emitter did not get: its queue was full (or it was closed).",
+                labels=label,
+            ),
+            "delivered": CounterMetricFamily(
+                "pirn_like_emitter_events_delivered", "Events emitters took.", labels=label
+            ),
+            "failed": CounterMetricFamily(
+                "pirn_like_emitter_events_failed", "Events an emitter raised on.", labels=label
+            ),
+            "timed_out": CounterMetricFamily(
+                "pirn_like_emitter_events_timed_out",
+                "Events abandoned because an emitter took too long.",
+                labels=label,
+            ),
+        }
+        for queue in self._stats():
+            depth.add_metric([queue.name], queue.queued)
+            capacity.add_metric([queue.name], queue.capacity)
+            for field, family in counters.items():
+                family.add_metric([queue.name], getattr(queue, field))
+        yield depth
+        yield capacity
+        yield from counters.values()
