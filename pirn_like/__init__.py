@@ -23,6 +23,7 @@ from pirn_like._errors import (
     ResumeError,
     SchemaVersionError,
     SerializationError,
+    SignatureError,
     SubTapestryError,
     UnhashableValueError,
     UntrustedPayloadError,
@@ -58,6 +59,7 @@ from pirn_like.core._records import (
     StatusEvent,
 )
 from pirn_like.core._results import Err, ExceptionRecord, Ok, Outcome, Result, Skipped, SkipReason
+from pirn_like.core._signing import Signature, SignaturePreset
 from pirn_like.dispatchers import LocalDispatcher, ThreadDispatcher
 from pirn_like.emitters import MemoryEmitter
 from pirn_like.nodes import (
@@ -96,6 +98,7 @@ if TYPE_CHECKING:
         set_worker_pickle_key,
     )
     from pirn_like.emitters import (
+        JsonLogFormatter,
         KafkaEmitter,
         LogEmitter,
         OpenLineageEmitter,
@@ -124,6 +127,7 @@ _LAZY = {
     "set_worker_pickle_key": "pirn_like.dispatchers",
     "SafeSerializer": "pirn_like.core._serialization",
     "ValueFormat": "pirn_like.core._serialization",
+    "JsonLogFormatter": "pirn_like.emitters",
     "KafkaEmitter": "pirn_like.emitters",
     "LogEmitter": "pirn_like.emitters",
     "OpenLineageEmitter": "pirn_like.emitters",
@@ -155,6 +159,7 @@ __all__ = [
     "InMemoryDataStore",
     "InMemoryHistory",
     "InMemoryStore",
+    "JsonLogFormatter",
     "KafkaEmitter",
     "Knot",
     "KnotConfig",
@@ -207,6 +212,9 @@ __all__ = [
     "SafeSerializer",
     "SchemaVersionError",
     "SerializationError",
+    "Signature",
+    "SignatureError",
+    "SignaturePreset",
     "Sink",
     "SkipReason",
     "Skipped",

@@ -20,6 +20,7 @@
     ├── SerializationError (TypeError)    a value cannot be stored, or stored bytes cannot be read
     │   └── UntrustedPayloadError         a pickled payload is unsigned, tampered or not opted in
     ├── ResumeError                       a run cannot be resumed (unknown, finished, no values)
+    ├── SignatureError (ValueError)       a signed request's signature is missing, wrong or too old
     ├── RemoteKnotError                   a remote knot failed with an exception not rebuilt here
     └── WorkerLostError                   the worker running a knot died or became unreachable
 
@@ -46,6 +47,7 @@ __all__ = [
     "ResumeError",
     "SchemaVersionError",
     "SerializationError",
+    "SignatureError",
     "SubTapestryError",
     "UnhashableValueError",
     "UntrustedPayloadError",
@@ -143,6 +145,11 @@ class SchemaVersionError(BackendError):
 class SerializationError(PirnLikeError, TypeError):
     """A value cannot be turned into bytes for a persistent backend, or stored bytes
     cannot be turned back into a value."""
+
+
+class SignatureError(PirnLikeError, ValueError):
+    """A signed request's signature is missing, malformed, does not match its body,
+    or carries a timestamp outside the replay window."""
 
 
 class UntrustedPayloadError(SerializationError):
