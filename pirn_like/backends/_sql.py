@@ -23,6 +23,7 @@ and the same in every dialect.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 import json
 import re
@@ -391,8 +392,10 @@ class SerialSession:
     @asynccontextmanager
     async def transaction(self) -> AsyncGenerator[Statements, None]:
         async with self._lock:
-            await self._conn.execute(self._begin)
             try:
+                # Inside the try: cancelled while the driver's thread runs BEGIN, the
+                # transaction would otherwise stay open (holding SQLite's write lock).
+                await self._conn.execute(self._begin)
                 yield self._conn
                 await self._conn.execute("COMMIT")
             except BaseException:
@@ -496,10 +499,8 @@ class SQLHistory(LineageQueries):
             if self._closed:
                 raise ClosedResourceError(f"{self!r} was closed; create a new one to reopen it")
             if self._session is None:
-                try:
-                    import orjson  # noqa: F401  (lineage journal batches)
-                except ImportError as exc:
-                    raise MissingExtraError(type(self).__name__, self.extra, "orjson") from exc
+                if importlib.util.find_spec("orjson") is None:  # writes journal batches
+                    raise MissingExtraError(type(self).__name__, self.extra, "orjson")
                 session = await self._connect_checked()
                 async with closing_on_error(session.aclose):
                     await self._migrate(session)
