@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from pirn_like.streaming._file_tail import FileTailSource
     from pirn_like.streaming._iterable import IterableSource
     from pirn_like.streaming._kafka import KafkaStreamingSource
-    from pirn_like.streaming._run_stream import run_stream
+    from pirn_like.streaming._run_stream import StreamSummary, run_stream
     from pirn_like.streaming._trigger import StreamingSourceTrigger
 
 _LAZY = {
@@ -20,6 +20,7 @@ _LAZY = {
     "IterableSource": "pirn_like.streaming._iterable",
     "KafkaStreamingSource": "pirn_like.streaming._kafka",
     "run_stream": "pirn_like.streaming._run_stream",
+    "StreamSummary": "pirn_like.streaming._run_stream",
     "StreamingSourceTrigger": "pirn_like.streaming._trigger",
 }
 
@@ -27,6 +28,7 @@ __all__ = [
     "FileTailSource",
     "IterableSource",
     "KafkaStreamingSource",
+    "StreamSummary",
     "StreamingSourceTrigger",
     "run_stream",
 ]
