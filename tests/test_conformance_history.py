@@ -31,11 +31,11 @@ from pirn_like import (
     Tapestry,
     knot,
 )
+from pirn_like.backends import _sql
 from pirn_like.backends._duckdb_history import DuckDBHistory
 from pirn_like.backends._postgres_history import PostgresHistory
-from pirn_like.backends._sqlite_history import SQLiteHistory
-from pirn_like.backends import _sql
 from pirn_like.backends._sql import SQLITE
+from pirn_like.backends._sqlite_history import SQLiteHistory
 from pirn_like.backends._url import redact
 from pirn_like.protocols import RunHistory
 

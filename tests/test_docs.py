@@ -26,6 +26,9 @@ REQUIRED = {
     "execution.md",
     "backends.md",
     "dispatchers.md",
+    "observability.md",
+    "streaming.md",
+    "triggers.md",
 }
 MAX_NO_RUN_BLOCKS = 2
 

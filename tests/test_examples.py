@@ -24,11 +24,14 @@ EXPECTED: dict[str, str] = {
     "execution_controls.py": "cancelled run: cancelled",
     "durable_pipeline.py": "tuesday's orders executed because: ('input:day',)",
     "demo.py": "order A-1001 was consumed by: monday/enriched[0], tuesday/enriched[0]",
+    "service.py": "dead letters: ['builtins.ValueError']",
 }
+# Examples that talk to a Kafka broker get the session's (PIRN_LIKE_KAFKA).
+NEEDS_KAFKA = {"service.py"}
 
 
-def run_example(name: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def run_example(name: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **extra_env}
     return subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
         cwd=REPO,
@@ -48,9 +51,18 @@ def test_every_example_is_covered() -> None:
     )
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_runs(name: str) -> None:
-    done = run_example(name)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xdist_group("kafka")) if name in NEEDS_KAFKA else name
+        for name in sorted(EXPECTED)
+    ],
+)
+def test_example_runs(name: str, request: pytest.FixtureRequest) -> None:
+    env: dict[str, str] = {}
+    if name in NEEDS_KAFKA:
+        env["PIRN_LIKE_KAFKA"] = request.getfixturevalue("kafka_server")
+    done = run_example(name, **env)
     assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
     assert EXPECTED[name] in done.stdout, f"{name} printed:\n{done.stdout}\n{done.stderr}"
 

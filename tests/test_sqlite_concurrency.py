@@ -121,3 +121,33 @@ async def test_processes_write_one_file_at_once(tmp_path: Path) -> None:
             ]
         total = WORKERS * RUNS * BATCHES * BATCH_SIZE
         assert len(await history.query_lineage_by_input_hash("sha256:shared")) == total
+
+
+UNCLOSED = """
+import asyncio
+import sys
+
+from pirn_like import KnotConfig, Parameter, RunRequest, Tapestry, knot
+
+
+@knot
+async def echo(x: int) -> int:
+    return x
+
+
+t = Tapestry(history="sqlite:///" + sys.argv[1])
+with t:
+    echo(x=Parameter("x", int, default=1), _config=KnotConfig(id="echo"))
+print(asyncio.run(t.run(RunRequest())).status.value, flush=True)
+"""
+
+
+def test_a_script_that_never_closes_its_history_still_exits(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", UNCLOSED, str(tmp_path / "runs.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "succeeded"), done.stderr

@@ -43,7 +43,12 @@ async def open_sqlite(path: str, *, busy_timeout: float, owner: str) -> SerialSe
             check_same_thread=False,
         )
     )
-    conn = await aiosqlite.Connection(lambda: raw, iter_chunk_size=64)
+    connection = aiosqlite.Connection(lambda: raw, iter_chunk_size=64)
+    # aiosqlite's worker thread is not a daemon, so a backend never closed (a script
+    # ending without `async with`) would keep the interpreter from exiting. Each write
+    # is awaited, so nothing is in flight once the program's main code has returned.
+    connection._thread.daemon = True
+    conn = await connection
     session = SerialSession(
         SQLiteConnection(conn), begin="BEGIN IMMEDIATE", errors=(sqlite3.Error,)
     )

@@ -288,7 +288,7 @@ class _Run:
         result = self._record(node, started, result, out_hash, input_hashes, attempts, memo)
         self.results[i] = result
         self.hashes[i] = out_hash
-        if out_hash is not None and self.data_store is not None and attempts:
+        if out_hash is not None and self.data_store is not None and attempts and node.param is None:
             await self._keep(out_hash, result.value)  # type: ignore[union-attr]
         if self.durable and self.children[i]:
             # Children start once this knot's record is durable: a crash after they
@@ -832,6 +832,10 @@ async def execute_run(
     unsubscribe: Callable[[], None] | None = None
     history = settings.history
     result: RunResult | None = None
+    if resume is None and settings.data_store is not None:
+        # Before the run is recorded: a crash right after must leave resume its inputs.
+        for value, value_hash in params.values():
+            await run._keep(value_hash, value)
     if resume is None and request.run_id:
         if not await history.claim_run(run.run_record(status, started, None)):
             raise DuplicateRunError(
