@@ -172,6 +172,26 @@ async def test_413_by_content_length_and_by_counting_a_chunked_body() -> None:
     assert "1000 bytes" in declared.json()["error"]
 
 
+@ON_UVICORN
+async def test_408_for_a_body_that_does_not_arrive_in_time() -> None:
+    trigger = _trigger("uvicorn", body_timeout=0.2)
+    head = (
+        f"POST /run HTTP/1.1\r\nHost: svc\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    async with serving(trigger, make_tapestry()):
+        # A client that sends a tenth of its body and then nothing more.
+        async with await anyio.connect_tcp("127.0.0.1", trigger.port) as slow:
+            await slow.send(head.encode() + b'{"x": 1, ')
+            with anyio.fail_after(10):
+                answer = await slow.receive()
+        async with http_client(trigger) as client:  # and the server goes on serving
+            fits = await client.post("/run?wait=true", json={"x": 1}, headers=AUTH)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b"did not arrive within 0.2s" in answer
+    assert fits.status_code == 200
+
+
 BAD_BODIES = [
     (b"{", "not valid JSON"),
     (b"\xff\xfe{", "not valid JSON"),

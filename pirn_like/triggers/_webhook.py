@@ -48,7 +48,8 @@ class WebhookTrigger:
     the outcome (up to ``wait_timeout`` s): 200 with the status and the terminals'
     output hashes, 500/504/503 for a failed, timed-out or cancelled run, 422 for
     parameters that do not fit. Refusals: 401 without valid auth, 413 over
-    ``max_body_bytes``, 400 for a body that is not a JSON object, 422 for bad
+    ``max_body_bytes``, 408 for a body still arriving after ``body_timeout`` seconds
+    (a slow client cannot hold a handler), 400 for a body that is not a JSON object, 422 for bad
     parameters (at once when ``tapestry`` is given, checked against its parameters),
     409 while a request with the same ``Idempotency-Key`` is in progress, 503 with
     ``Retry-After`` when ``queue_size`` requests already wait or no slot freed up.
@@ -73,6 +74,7 @@ class WebhookTrigger:
         port: int = 8080,
         serve: bool = True,
         max_body_bytes: int = 1 << 20,
+        body_timeout: float = 30.0,
         wait_timeout: float = 30.0,
         accept_timeout: float = 5.0,
         queue_size: int = 64,
@@ -87,6 +89,7 @@ class WebhookTrigger:
             raise ValueError(f"path and health_path are both {path!r}; give them different paths")
         for name, number in (
             ("max_body_bytes", max_body_bytes),
+            ("body_timeout", body_timeout),
             ("wait_timeout", wait_timeout),
             ("accept_timeout", accept_timeout),
             ("queue_size", queue_size),
@@ -103,6 +106,7 @@ class WebhookTrigger:
         self.port = port
         self.serve = serve
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.wait_timeout = wait_timeout
         self.accept_timeout = accept_timeout
         self._signature = signature
@@ -141,6 +145,7 @@ class WebhookTrigger:
                 token=self._token,
                 signature=self._signature,
                 max_body_bytes=self.max_body_bytes,
+                body_timeout=self.body_timeout,
                 wait_timeout=self.wait_timeout,
                 accept_timeout=self.accept_timeout,
                 tapestry=self._tapestry,

@@ -55,6 +55,7 @@ class EndpointSettings:
     token: str | None
     signature: Signature | None
     max_body_bytes: int
+    body_timeout: float
     wait_timeout: float
     accept_timeout: float
     tapestry: Tapestry | None
@@ -110,7 +111,7 @@ class _Endpoint:
             raise BadRequest(
                 answer(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
             )
-        body = await read_body(request, s.max_body_bytes)
+        body = await read_body(request, s.max_body_bytes, s.body_timeout)
         if s.auth and not bearer_ok and s.signature is not None:
             try:
                 s.signature.verify(headers, body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
@@ -56,9 +57,10 @@ def answer(code: int, message: str, /, **fields: Any) -> JSONResponse:
     return JSONResponse(body, status_code=code, headers=headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body, refused (413) as soon as it is known to pass ``limit`` bytes:
-    by its Content-Length before reading, and by counting what actually arrives."""
+    by its Content-Length before reading, and by counting what actually arrives; and
+    refused (408) if it has not all arrived within ``timeout`` seconds."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
@@ -68,11 +70,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BadRequest(_too_large(limit))
-            chunks.append(chunk)
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BadRequest(_too_large(limit))
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BadRequest(answer(408, f"the body did not arrive within {timeout:g}s")) from None
     except ClientDisconnect:
         raise BadRequest(
             answer(400, "the client went away before sending the whole body")
