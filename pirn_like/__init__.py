@@ -18,6 +18,7 @@ from pirn_like._errors import (
     MissingExtraError,
     ParameterError,
     ParentFailedError,
+    PipelineError,
     PirnLikeError,
     RemoteKnotError,
     ResumeError,
@@ -106,6 +107,12 @@ if TYPE_CHECKING:
         ValKeyEmitter,
         WebhookEmitter,
     )
+    from pirn_like.viz import html_for_run, mermaid_for_run, mermaid_for_tapestry
+    from pirn_like.yaml import (
+        dump_pipeline,
+        load_pipeline,
+        pipeline_schema,
+    )
 
 # Loaded on first use: persistent backends and the serializer are not needed to run.
 _LAZY = {
@@ -134,6 +141,14 @@ _LAZY = {
     "OpenTelemetryEmitter": "pirn_like.emitters",
     "ValKeyEmitter": "pirn_like.emitters",
     "WebhookEmitter": "pirn_like.emitters",
+    # YAML pipelines import PyYAML, so they load only when used.
+    "dump_pipeline": "pirn_like.yaml",
+    "load_pipeline": "pirn_like.yaml",
+    "pipeline_schema": "pirn_like.yaml",
+    # Views are for people, not runs: drawn only when asked for.
+    "html_for_run": "pirn_like.viz",
+    "mermaid_for_run": "pirn_like.viz",
+    "mermaid_for_tapestry": "pirn_like.viz",
 }
 
 __all__ = [
@@ -184,6 +199,7 @@ __all__ = [
     "Parameter",
     "ParameterError",
     "ParentFailedError",
+    "PipelineError",
     "PirnLikeError",
     "PostgresHistory",
     "PostgresStore",
@@ -237,8 +253,14 @@ __all__ = [
     "__version__",
     "content_hash",
     "data_store_from_url",
+    "dump_pipeline",
     "history_from_url",
+    "html_for_run",
     "knot",
+    "load_pipeline",
+    "mermaid_for_run",
+    "mermaid_for_tapestry",
+    "pipeline_schema",
     "register_celery_task",
     "register_codec",
     "set_worker_pickle_key",

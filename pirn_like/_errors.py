@@ -6,6 +6,7 @@
     ├── KnotDefinitionError (TypeError)   a Knot class or @knot function cannot be used
     ├── WiringError (ValueError)          a tapestry is wired wrongly
     │   └── CycleError                    the graph has a ring (named in the message)
+    ├── PipelineError (ValueError)        a YAML pipeline is malformed (file, line, column)
     ├── ParameterError (ValueError)       a RunRequest's parameters do not fit the tapestry
     ├── DuplicateRunError (ValueError)    a RunRequest reuses a run id already in history
     ├── UnhashableValueError (TypeError)  a value has no codec for content hashing
@@ -42,6 +43,7 @@ __all__ = [
     "MissingExtraError",
     "ParameterError",
     "ParentFailedError",
+    "PipelineError",
     "PirnLikeError",
     "RemoteKnotError",
     "ResumeError",
@@ -75,6 +77,26 @@ class CycleError(WiringError):
         self.ring: tuple[str, ...] = tuple(ring)
         path = " -> ".join([*self.ring, self.ring[0]])
         super().__init__(f"the tapestry has a cycle: {path}; a knot cannot depend on itself")
+
+
+class PipelineError(PirnLikeError, ValueError):
+    """A YAML pipeline cannot be loaded; ``file``, ``line`` and ``column`` (1-based)
+    locate the first problem, and the message says what was expected there."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        self.problem = message
+        where = ":".join(str(p) for p in (file or "<yaml>", line, column) if p is not None)
+        super().__init__(f"{where}: {message}")
 
 
 class ParameterError(PirnLikeError, ValueError):

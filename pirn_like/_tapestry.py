@@ -231,6 +231,15 @@ class Tapestry:
         and dropped event counts (for metrics and health checks)."""
         return self._hub.stats() if self._hub is not None else ()
 
+    def _repr_html_(self) -> str | None:
+        """Jupyter shows a tapestry as its graph (plain repr when it does not build)."""
+        from pirn_like.viz import svg_for_tapestry  # views load only when a notebook asks
+
+        try:
+            return svg_for_tapestry(self)
+        except WiringError:  # CycleError included: the error says more than a picture
+            return None
+
     # -- running ----------------------------------------------------------------
 
     def plan(self, terminals: Knot | str | Sequence[Knot | str] | None = None) -> RunPlan:

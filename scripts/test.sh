@@ -10,4 +10,10 @@ py="$venv/bin/python"
 "$venv/bin/ruff" format --check .
 "$venv/bin/pyright" --pythonpath "$py" pirn_like
 "$py" scripts/check_layers.py
+# The HTML report tests drive Debian's Chromium (Playwright cannot download browsers here).
+if ! command -v chromium >/dev/null; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 "$py" -m pytest -n 2 "$@"

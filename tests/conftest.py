@@ -13,6 +13,7 @@ pytest_plugins = [
     "_fixtures_ray",
     "_fixtures_celery",
     "_fixtures_kafka",
+    "_fixtures_browser",
 ]
 
 

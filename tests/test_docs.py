@@ -29,6 +29,8 @@ REQUIRED = {
     "observability.md",
     "streaming.md",
     "triggers.md",
+    "yaml.md",
+    "visualization.md",
 }
 MAX_NO_RUN_BLOCKS = 2
 

@@ -200,6 +200,13 @@ class RunResult(BaseModel):
         """The three-way result of ``knot_id``."""
         return self.results[knot_id]
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a run as its graph, coloured by outcome."""
+        # A display hook: the view layer sits above core, so load it only when asked.
+        from pirn_like.viz import svg_for_run
+
+        return svg_for_run(self)
+
     def lineage_for(self, knot_id: str) -> KnotLineage:
         """The lineage record of ``knot_id`` in this run (the latest, after a resume)."""
         for rec in reversed(self.lineage):
