@@ -111,6 +111,33 @@ class Tapestry:
     def __exit__(self, *exc_info: object) -> None:
         _current_registrar.reset(self._tokens.pop())
 
+    def with_backends(
+        self,
+        *,
+        store: TapestryStore | str | None = None,
+        history: RunHistory | str | None = None,
+        data_store: DataStore | str | None = None,
+        emitters: Sequence[Emitter] = (),
+    ) -> Tapestry:
+        """A new, unopened tapestry with this one's knots, dispatchers and limits, the
+        given backends in place of its own (``None`` keeps its own) and ``emitters``
+        added to its own. Entry points such as the CLI use it to point a pipeline at
+        another history."""
+        copy = Tapestry(
+            store=store if store is not None else self._store,
+            history=history if history is not None else self._history,
+            data_store=data_store if data_store is not None else self._data_store,
+            dispatcher=self._dispatcher,
+            dispatchers=self._dispatchers,
+            emitters=(*self._emitters, *emitters),
+            max_concurrency=self._max_concurrency,
+            tag_limits=self._tag_limits,
+            emitter_queue_size=self._emitter_queue_size,
+        )
+        for knot in self._store.knots().values():
+            copy.register(knot)
+        return copy
+
     def register(self, knot: Knot) -> Knot:
         """Add ``knot`` to this tapestry; returns it. Duplicate ids are refused."""
         if not isinstance(knot, Knot):

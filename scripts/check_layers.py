@@ -28,6 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "viz": {"core", "viz"},
     # YAML pipelines build a Tapestry from nodes and backend URLs.
     "yaml": {"core", "protocols", "nodes", "backends", "_tapestry", "yaml"},
+    # The run explorer reads a history and draws runs; it serves HTTP like the webhook.
+    "ui": {"core", "protocols", "backends", "viz", "triggers", "ui"},
 }
 # Public alias modules that keep an older import path working, and what they re-export.
 ALIASES: dict[str, set[str]] = {

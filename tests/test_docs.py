@@ -31,6 +31,8 @@ REQUIRED = {
     "triggers.md",
     "yaml.md",
     "visualization.md",
+    "cli.md",
+    "ui.md",
 }
 MAX_NO_RUN_BLOCKS = 2
 
