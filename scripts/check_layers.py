@@ -26,8 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "nodes": {"core", "nodes"},
     # Views draw plans and lineage; they never import the engine.
     "viz": {"core", "viz"},
-    # YAML pipelines build a Tapestry from nodes and backend URLs.
-    "yaml": {"core", "protocols", "nodes", "backends", "_tapestry", "yaml"},
+    # YAML pipelines build a Tapestry from nodes and backend URLs, and a service's triggers.
+    "yaml": {"core", "protocols", "nodes", "backends", "_tapestry", "triggers", "yaml"},
     # The run explorer reads a history and draws runs; it serves HTTP like the webhook.
     "ui": {"core", "protocols", "backends", "viz", "triggers", "ui"},
 }

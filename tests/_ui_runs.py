@@ -1,5 +1,6 @@
 """A SQLite history holding real runs for the run explorer's tests: successes, a
-failure with a skipped child, runs started by different triggers, hostile strings."""
+failure (with a hostile message) with a skipped child, runs started by different
+triggers, hostile strings."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ TOKEN = "ui-test-token-0123456789"
 @knot
 async def check(a: int) -> int:
     if a >= 10:
-        raise ValueError(f"too big: {a}")
+        raise ValueError(f"too big: {a} {EVIL}")  # kept in history, shown inert
     return a
 
 

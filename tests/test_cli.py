@@ -283,6 +283,9 @@ def test_show_lists_each_knot_with_outcome_and_output_hash(
     assert "ok" in rows_line
     assert str(rows["rows"].output_hash) in rows_line
     assert "err" in next(line for line in out.splitlines() if " avg " in line)
+    # The stored exception, with its traceback ending where it was raised.
+    assert "avg: builtins.RuntimeError: mean is broken\nTraceback" in out
+    assert out.rstrip().endswith("RuntimeError: mean is broken")
     code, _, err = invoke("show", "run-nope", "--history", history)
     assert code == 2
     assert "no run 'run-nope'" in err
@@ -311,6 +314,8 @@ def test_report_writes_the_html_of_a_stored_run(
     page = (tmp_path / "r.html").read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert 'data-outcome="err"' in page
+    assert "mean is broken" in page
+    assert "Traceback (most recent call last)" in page
 
 
 def test_a_bad_history_url_exits_2() -> None:
@@ -472,6 +477,54 @@ def test_serve_needs_a_trigger(flow: str) -> None:
     code, _, err = invoke("serve", f"{flow}:tapestry", "-p", "n=1")
     assert code == 2
     assert "--every, --cron or --webhook" in err
+
+
+def service_file(flow: str, tmp_path: Path, triggers: str) -> tuple[Path, str]:
+    """A pipeline file naming its own SQLite history, with ``triggers`` appended."""
+    history = f"sqlite:///{tmp_path / 'service.db'}"
+    text = PIPELINE.replace("MODULE", flow) + f"history: {history}\n" + triggers
+    path = tmp_path / "service.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path, history
+
+
+def test_serve_file_runs_the_files_cron_trigger_into_its_history(flow: str, tmp_path: Path) -> None:
+    path, history = service_file(
+        flow,
+        tmp_path,
+        "triggers:\n  - {type: cron, every_seconds: 1, parameters: {n: 3}}\n"
+        "service: {max_concurrent_runs: 1, grace_period: 5}\n",
+    )
+    done = subprocess.run(
+        cli("serve", str(path), "--max-runs", "2"), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "serving with 1 trigger(s)" in done.stderr
+    records = stored(history)
+    assert len(records) == 2
+    assert all(r.status is RunStatus.SUCCEEDED for r in records)
+    assert all(r.trigger is not None and r.trigger["kind"] == "cron" for r in records)
+
+
+def test_serve_options_add_triggers_to_the_files(flow: str, tmp_path: Path) -> None:
+    path, history = service_file(
+        flow, tmp_path, "triggers:\n  - {type: cron, cron: '0 0 1 1 *', parameters: {n: 3}}\n"
+    )
+    code, _, err = invoke("serve", str(path), "--every", "1", "-p", "n=2", "--max-runs", "1")
+    assert code == 0, err
+    assert "serving with 2 trigger(s)" in err
+    [record] = stored(history)  # the --every trigger fired; the yearly one did not
+    assert record.status is RunStatus.SUCCEEDED
+
+
+def test_serve_file_with_a_bad_trigger_names_its_line(flow: str, tmp_path: Path) -> None:
+    path, _ = service_file(
+        flow, tmp_path, "triggers:\n  - {type: cron, cron: '* * *', parameters: {n: 3}}\n"
+    )
+    code, _, err = invoke("serve", str(path))
+    assert code == 2
+    assert "service.yaml:9:5" in err
+    assert "trigger #1 (cron)" in err
 
 
 def test_import_pirn_like_does_not_load_the_cli() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from collections.abc import AsyncIterator
@@ -37,6 +38,8 @@ from pirn_like.backends._postgres_history import PostgresHistory
 from pirn_like.backends._sql import SQLITE
 from pirn_like.backends._sqlite_history import SQLiteHistory
 from pirn_like.backends._url import redact
+from pirn_like.core._records import STORED_EXCEPTIONS, stored_exceptions
+from pirn_like.core._results import STORED_MESSAGE_CHARS, STORED_TRACEBACK_CHARS
 from pirn_like.protocols import RunHistory
 
 pytestmark = pytest.mark.anyio
@@ -111,8 +114,18 @@ def run_record(run_id: str, *, started: datetime = T0, **changes: object) -> Run
         "parent_run_id": "outer",
         "parent_knot_id": "sub",
         "knot_count": 7,
-        "error_ids": ["sha256:e1"],
+        "error_ids": ["sha256:e1", "sha256:e2"],
         "pirn_like_version": "9.9.9",
+        "exceptions": [
+            {
+                "id": "sha256:e1",
+                "type": "builtins.ValueError",
+                "message": "bad 'row' \"7\" é </script>\n\tline two",
+                "traceback": 'Traceback (most recent call last):\n  File "x.py"\nValueError\n',
+                "knot_id": "answer",
+            },
+            {"id": "sha256:e2", "type": "T", "message": "", "traceback": "", "knot_id": None},
+        ],
     }
     fields.update(changes)
     return RunRecord.model_validate(fields)
@@ -150,6 +163,7 @@ async def test_runs_round_trip_exactly(history: RunHistory) -> None:
         status=RunStatus.RUNNING,
         finished_at=None,
         error_ids=[],
+        exceptions=[],
     )
     await history.record_run_started(started)
     assert await history.get_run("r1") == started
@@ -465,6 +479,19 @@ async def test_a_version_1_database_is_upgraded(persistent: Backend) -> None:
     assert version == [(SQLITE.version,)]
 
 
+async def test_a_run_stored_before_exceptions_were_kept_still_loads(
+    persistent: Backend,
+) -> None:
+    async with persistent.make() as history:
+        await history.record_run_finished(run_record("r1"))
+    # The JSON a RunRecord had before it kept exceptions, written as an old version did.
+    old = json.dumps(run_record("r1").model_dump(mode="json", exclude={"exceptions"}))
+    sql = "UPDATE pirn_like_runs SET record = '{}' WHERE run_id = 'r1'"
+    await anyio.to_thread.run_sync(execute_sql, persistent.url, sql.format(old.replace("'", "''")))
+    async with persistent.make() as history:
+        assert await history.get_run("r1") == run_record("r1", exceptions=[])
+
+
 async def test_a_newer_schema_is_refused(persistent: Backend) -> None:
     async with persistent.make() as history:
         await history.record_run_started(run_record("r1"))
@@ -546,6 +573,39 @@ async def test_a_tapestry_records_its_runs(history: RunHistory) -> None:
     out = first.lineage_for("d").output_hash
     assert out is not None
     assert await history.query_lineage_by_input_hash(out) == [first.lineage_for("answer")]
+
+
+@knot
+async def explode(a: int) -> int:
+    raise ValueError("m" * a + "END")
+
+
+async def test_a_failed_run_keeps_its_exceptions_cut_to_size(history: RunHistory) -> None:
+    with Tapestry(history=history) as t:
+        explode(a=Parameter("size", int), _config=KnotConfig(id="boom"))
+    async with t:
+        small = await t.run(RunRequest(parameters={"size": 3}))
+        huge = await t.run(RunRequest(parameters={"size": 10 * STORED_MESSAGE_CHARS}))
+    small_run = await history.get_run(small.run_id)
+    assert small_run is not None
+    assert small_run.exceptions == small.exceptions  # whole: type, message, traceback
+    assert small_run.exceptions[0].message == "mmmEND"
+    huge_run = await history.get_run(huge.run_id)
+    assert huge_run is not None
+    [kept], [raised] = huge_run.exceptions, huge.exceptions
+    assert (kept.id, kept.type, kept.knot_id) == (raised.id, raised.type, "boom")
+    # The message's start and the traceback's end (where it was raised), each with a
+    # note of how much was cut: together exactly the limit.
+    assert len(kept.message) == STORED_MESSAGE_CHARS
+    head, note = kept.message.split("\n[... ")
+    assert raised.message.startswith(head)
+    assert len(head) + int(note.split()[0]) == len(raised.message)
+    assert len(kept.traceback) == STORED_TRACEBACK_CHARS
+    assert kept.traceback.startswith("\n[... ")
+    assert raised.traceback.endswith(kept.traceback.split(" ...]\n", 1)[1])
+    assert kept.traceback.endswith("mmmEND\n")
+    # Past STORED_EXCEPTIONS records, only the ids are kept (in error_ids).
+    assert len(stored_exceptions([raised] * (STORED_EXCEPTIONS + 1))) == STORED_EXCEPTIONS
 
 
 # -- URLs and connection failures -------------------------------------------------

@@ -186,8 +186,11 @@ async def test_run_page_shows_graph_timeline_knots_and_errors(runs: Runs) -> Non
         assert "check</a> failed" in errors
         assert check.error_record_id in errors
         assert "after</a> skipped: parent_failed" in errors
-        # Values are never shown: x=5 doubles to 10, which appears nowhere as a value.
-        assert "too big" not in page
+        # History keeps the exception: its type, message and traceback, all inert.
+        assert "ValueError: too big: 10 &lt;/script&gt;&lt;script&gt;alert(1)" in errors
+        assert "Traceback (most recent call last)" in errors
+        assert "<script" not in page
+        assert "<img" not in page
         missing = await client.get("/runs/no-such-run", headers=BEARER)
         assert missing.status_code == 404
         assert "no run &#x27;no-such-run&#x27;" in missing.text

@@ -48,7 +48,8 @@ def show(
     run_id: Annotated[str, typer.Argument(help="The run to show.")],
     history: HistoryURL,
 ) -> None:
-    """Show one run's knots: outcome, duration and output hash."""
+    """Show one run's knots (outcome, duration and output hash), then its errors with
+    their tracebacks."""
     record, records = _with_history(history, lambda h: _run_and_lineage(h, run_id))
     console = out_console()
     console.print(
@@ -66,6 +67,10 @@ def show(
             rec.output_hash or "",
         )
     print_whole(table)
+    for exc in record.exceptions:
+        # Text, not markup: a message may hold anything, "[bold]" included.
+        console.print(Text(f"{exc.knot_id}: {exc.type}: {exc.message}", style="red"))
+        console.print(Text(exc.traceback.rstrip(), style="dim"))
 
 
 def lineage(

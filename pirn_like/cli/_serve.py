@@ -1,6 +1,7 @@
 """``serve``: run a tapestry for every fire of a schedule or every webhook request."""
 
-from typing import Annotated
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import typer
@@ -9,8 +10,16 @@ from rich.text import Text
 from pirn_like import RunOutcome, Tapestry
 from pirn_like.cli._console import bad_input, err_console, out_console, reporting
 from pirn_like.cli._running import DataStoreOption, HistoryOption, ParamOption, StoreOption
-from pirn_like.cli._target import load_target, parse_parameters
+from pirn_like.cli._target import (
+    is_pipeline_file,
+    load_service_file,
+    load_target,
+    parse_parameters,
+)
 from pirn_like.protocols import Trigger
+
+if TYPE_CHECKING:
+    from pirn_like.yaml import ServiceSettings
 
 __all__ = ["serve"]
 
@@ -37,22 +46,43 @@ def serve(
         int | None, typer.Option("--max-runs", min=1, help="Stop after this many runs.")
     ] = None,
     max_concurrent_runs: Annotated[
-        int, typer.Option("--max-concurrent-runs", min=1, help="Runs in flight at once.")
-    ] = 8,
+        int | None,
+        typer.Option(
+            "--max-concurrent-runs",
+            min=1,
+            help="Runs in flight at once (default: the file's service setting, else 8).",
+        ),
+    ] = None,
 ) -> None:
-    """Run TARGET on a schedule and/or per webhook request until SIGTERM or SIGINT.
+    """Run TARGET for its triggers until SIGTERM or SIGINT.
 
-    --every/--cron fire on a schedule, with the -p parameters; --webhook serves
-    authenticated POSTs of a JSON object of parameters (the token is read from
-    PIRN_LIKE_WEBHOOK_TOKEN).
+    A pipeline file's triggers: and service: sections are used as written; the
+    options add triggers: --every/--cron fire on a schedule, with the -p parameters;
+    --webhook serves authenticated POSTs of a JSON object of parameters (the token is
+    read from PIRN_LIKE_WEBHOOK_TOKEN).
     """
     with reporting():
-        tapestry = load_target(target, history=history, store=store, data_store=data_store)
+        settings: ServiceSettings | None = None
+        triggers: list[Trigger] = []
+        if is_pipeline_file(target):
+            loaded = load_service_file(target, history=history, store=store, data_store=data_store)
+            tapestry = loaded.tapestry
+            triggers.extend(loaded.triggers)
+            settings = loaded.settings
+        else:
+            tapestry = load_target(target, history=history, store=store, data_store=data_store)
         parameters = parse_parameters(tapestry, param or [])
         if every is not None or cron is not None:  # scheduled runs take exactly these
             tapestry.check_parameters(parameters)
-        triggers = _triggers(tapestry, every, cron, timezone, webhook, host, port, parameters)
-        anyio.run(_serve, tapestry, triggers, max_runs, max_concurrent_runs)
+        triggers.extend(_triggers(tapestry, every, cron, timezone, webhook, host, port, parameters))
+        if not triggers:
+            bad_input(
+                "serve needs at least one trigger: a triggers: section in the pipeline "
+                "file, or --every, --cron or --webhook"
+            )
+        if settings is not None and max_concurrent_runs is not None:
+            settings = replace(settings, max_concurrent_runs=max_concurrent_runs)
+        anyio.run(_serve, tapestry, triggers, max_runs, settings or max_concurrent_runs or 8)
 
 
 def _triggers(
@@ -77,14 +107,17 @@ def _triggers(
             triggers.append(WebhookTrigger(webhook, host=host, port=port, tapestry=tapestry))
     except ValueError as exc:
         bad_input(str(exc))
-    if not triggers:
-        bad_input("serve needs at least one of --every, --cron or --webhook")
     return triggers
 
 
 async def _serve(
-    tapestry: Tapestry, triggers: list[Trigger], max_runs: int | None, concurrency: int
+    tapestry: Tapestry,
+    triggers: list[Trigger],
+    max_runs: int | None,
+    service: "ServiceSettings | int",
 ) -> None:
+    """Serve until ``max_runs`` outcomes; ``service`` is the file's settings, or just
+    how many runs may be in flight."""
     from pirn_like.triggers import run_forever
 
     stop = anyio.Event()
@@ -104,6 +137,18 @@ async def _serve(
 
     err_console().print(Text(f"serving with {len(triggers)} trigger(s); Ctrl-C stops"))
     async with tapestry:
-        await run_forever(
-            triggers, tapestry, max_concurrent_runs=concurrency, stop=stop, on_outcome=report
-        )
+        if isinstance(service, int):
+            await run_forever(
+                triggers, tapestry, max_concurrent_runs=service, stop=stop, on_outcome=report
+            )
+        else:
+            await run_forever(
+                triggers,
+                tapestry,
+                max_concurrent_runs=service.max_concurrent_runs,
+                grace_period=service.grace_period,
+                metrics_port=service.metrics_port,
+                metrics_host=service.metrics_host,
+                stop=stop,
+                on_outcome=report,
+            )

@@ -7,13 +7,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, get_origin
+from typing import TYPE_CHECKING, Any, get_origin
 
 from pirn_like import Parameter, Tapestry
 from pirn_like.cli._console import bad_input
 from pirn_like.protocols import Emitter
 
-__all__ = ["load_target", "parse_parameters"]
+if TYPE_CHECKING:
+    from pirn_like.yaml import Service
+
+__all__ = ["is_pipeline_file", "load_service_file", "load_target", "parse_parameters"]
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 _TRUE = {"true", "1", "yes", "on"}
@@ -35,12 +38,30 @@ def load_target(
     current directory first, as ``python -m`` does.
     """
     _importable_cwd()
-    tapestry = _load_yaml(target) if target.endswith(_YAML_SUFFIXES) else _load_attribute(target)
+    tapestry = _load_yaml(target) if is_pipeline_file(target) else _load_attribute(target)
     if history is None and store is None and data_store is None and not emitters:
         return tapestry
     return tapestry.with_backends(
         history=history, store=store, data_store=data_store, emitters=emitters
     )
+
+
+def is_pipeline_file(target: str) -> bool:
+    """Whether ``target`` names a YAML pipeline file rather than ``module:attribute``."""
+    return target.endswith(_YAML_SUFFIXES)
+
+
+def load_service_file(
+    target: str, *, history: str | None, store: str | None, data_store: str | None
+) -> Service:
+    """A pipeline file's tapestry (with the given backend URLs), triggers and settings."""
+    _importable_cwd()
+    path = _pipeline_path(target)
+    from pirn_like.yaml import load_service
+
+    service = load_service(path)
+    tapestry = service.tapestry.with_backends(history=history, store=store, data_store=data_store)
+    return service._replace(tapestry=tapestry)
 
 
 def _importable_cwd() -> None:
@@ -49,10 +70,15 @@ def _importable_cwd() -> None:
         sys.path.insert(0, cwd)
 
 
-def _load_yaml(target: str) -> Tapestry:
+def _pipeline_path(target: str) -> Path:
     path = Path(target)
     if not path.is_file():
         bad_input(f"no pipeline file {target!r}")
+    return path
+
+
+def _load_yaml(target: str) -> Tapestry:
+    path = _pipeline_path(target)
     from pirn_like.yaml import load_pipeline
 
     return load_pipeline(path)

@@ -5,7 +5,7 @@ their public module (``pirn_like``), so they must be real objects.
 """
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -18,6 +18,7 @@ from pirn_like.core._hashing import combine_hashes
 from pirn_like.core._results import ExceptionRecord, Outcome, Result, SkipReason
 
 __all__ = [
+    "STORED_EXCEPTIONS",
     "CacheMiss",
     "KnotLineage",
     "RetentionReport",
@@ -28,7 +29,12 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "StatusEvent",
+    "stored_exceptions",
 ]
+
+STORED_EXCEPTIONS = 100
+"""At most this many of a run's exception records are kept in its ``RunRecord``
+(``error_ids`` names them all)."""
 
 
 class RunStatus(enum.StrEnum):
@@ -133,7 +139,10 @@ class StatusEvent:
 
 
 class RunRecord(BaseModel):
-    """A run as kept in history: its identity, status and summary (no values)."""
+    """A run as kept in history: its identity, status and summary (no values).
+
+    ``exceptions`` holds the run's exception records as ``stored_exceptions`` cuts
+    them; records stored before the field existed load with none."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
@@ -150,6 +159,13 @@ class RunRecord(BaseModel):
     knot_count: int = 0
     error_ids: list[str] = Field(default_factory=list)
     pirn_like_version: str = ""
+    exceptions: list[ExceptionRecord] = Field(default_factory=list)
+
+
+def stored_exceptions(records: Sequence[ExceptionRecord]) -> list[ExceptionRecord]:
+    """``records`` as a history keeps them: the first ``STORED_EXCEPTIONS``, each
+    ``ExceptionRecord.capped``, so a run with many or huge errors stays small."""
+    return [rec.capped() for rec in records[:STORED_EXCEPTIONS]]
 
 
 class RunResult(BaseModel):

@@ -9,9 +9,25 @@ from pydantic import BaseModel, ConfigDict
 
 from pirn_like.core._hashing import combine_hashes
 
-__all__ = ["Err", "ExceptionRecord", "Ok", "Outcome", "Result", "SkipReason", "Skipped"]
+__all__ = [
+    "STORED_MESSAGE_CHARS",
+    "STORED_TRACEBACK_CHARS",
+    "Err",
+    "ExceptionRecord",
+    "Ok",
+    "Outcome",
+    "Result",
+    "SkipReason",
+    "Skipped",
+]
 
 T = TypeVar("T")
+
+STORED_MESSAGE_CHARS = 8 * 1024
+"""At most this many characters of an exception's message are kept in history (its start)."""
+STORED_TRACEBACK_CHARS = 64 * 1024
+"""At most this many characters of a traceback are kept in history (its end, where the
+exception was raised)."""
 
 
 class Outcome(enum.StrEnum):
@@ -66,6 +82,31 @@ class ExceptionRecord(BaseModel):
             traceback=tb,
             knot_id=knot_id,
         )
+
+    def capped(self) -> "ExceptionRecord":
+        """This record as history keeps it: the message cut to ``STORED_MESSAGE_CHARS``
+        and the traceback to ``STORED_TRACEBACK_CHARS``, each saying how much was cut, so
+        one pathological error cannot bloat history. ``id`` is unchanged."""
+        message = _cut(self.message, STORED_MESSAGE_CHARS, keep_end=False)
+        traceback = _cut(self.traceback, STORED_TRACEBACK_CHARS, keep_end=True)
+        if message is self.message and traceback is self.traceback:
+            return self
+        return self.model_copy(update={"message": message, "traceback": traceback})
+
+
+def _cut(text: str, limit: int, *, keep_end: bool) -> str:
+    """``text`` itself if it fits in ``limit`` characters, else its start (or end) and a
+    line saying how many characters were cut, ``limit`` characters in all."""
+    if len(text) <= limit:
+        return text
+    # The note's length depends on the count it states: size it for the largest count.
+    kept = max(limit - len(_cut_note(len(text))), 0)
+    note = _cut_note(len(text) - kept)
+    return note + text[len(text) - kept :] if keep_end else text[:kept] + note
+
+
+def _cut_note(count: int) -> str:
+    return f"\n[... {count} characters cut ...]\n"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,10 @@ __all__ = ["stored_run_result"]
 
 
 def stored_run_result(record: RunRecord, lineage: Sequence[KnotLineage]) -> RunResult:
-    """The run ``record`` describes, with its ``lineage``. A history keeps no values and
-    no exception records, so ``outputs``, ``results`` and ``exceptions`` are empty: the
-    result draws (graph, timeline, Mermaid) like the one the run returned."""
+    """The run ``record`` describes, with its ``lineage`` and the exception records
+    history kept (see ``stored_exceptions``). A history keeps no values, so ``outputs``
+    and ``results`` are empty: the result draws (graph, timeline, Mermaid, error
+    details) like the one the run returned."""
     return RunResult(
         run_id=record.run_id,
         status=record.status,
@@ -20,7 +21,7 @@ def stored_run_result(record: RunRecord, lineage: Sequence[KnotLineage]) -> RunR
         outputs={},
         results={},
         skipped=[],
-        exceptions=[],
+        exceptions=list(record.exceptions),
         lineage=list(lineage),
         started_at=record.started_at,
         finished_at=record.finished_at or record.started_at,

@@ -37,7 +37,14 @@ from pirn_like.core._events import KnotFinished, KnotStarted, RunEvent, RunFinis
 from pirn_like.core._hashing import combine_hashes, content_hash
 from pirn_like.core._knot import Knot, Ref, registering_into
 from pirn_like.core._plan import PlanNode, RunPlan, build_plan, make_node, wire
-from pirn_like.core._records import KnotLineage, RunRecord, RunRequest, RunResult, RunStatus
+from pirn_like.core._records import (
+    KnotLineage,
+    RunRecord,
+    RunRequest,
+    RunResult,
+    RunStatus,
+    stored_exceptions,
+)
 from pirn_like.core._results import (
     Err,
     ExceptionRecord,
@@ -741,6 +748,7 @@ class _Run:
             knot_count=len(self.lineage),
             error_ids=[e.id for e in self.exceptions],
             pirn_like_version=__version__,
+            exceptions=stored_exceptions(self.exceptions),
         )
 
     def result(self, status: RunStatus, started: datetime, finished: datetime) -> RunResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pirn_like.core._records import KnotLineage, RunRecord, RunResult
-from pirn_like.core._results import Outcome
+from pirn_like.core._results import ExceptionRecord, Outcome
 from pirn_like.ui._markup import attr, hash_code, hash_link, page, run_href, text
 from pirn_like.ui._queries import trigger_kind
 from pirn_like.viz import svg_for_run
@@ -22,7 +22,7 @@ def run_page(root: str, record: RunRecord, result: RunResult) -> str:
         f"<section><h2>Summary</h2>{_summary(root, record)}</section>"
         f"<section><h2>Graph</h2>{svg_for_run(result)}</section>"
         f"<section><h2>Timeline</h2>{timeline_svg(graph_of_run(result))}</section>"
-        f"{_failures(root, lineage)}"
+        f"{_failures(root, lineage, result.exceptions)}"
         f"<section><h2>Knots</h2>{_knots(root, lineage)}</section>"
     )
     return page(f"run {record.run_id}", body, root=root)
@@ -53,15 +53,17 @@ def _summary(root: str, record: RunRecord) -> str:
     return f'<dl class="meta">{rows}</dl>'
 
 
-def _failures(root: str, lineage: list[KnotLineage]) -> str:
-    """Failed knots with the error record id history keeps (history does not keep the
-    exception itself), then knots that did not run and why."""
+def _failures(root: str, lineage: list[KnotLineage], exceptions: list[ExceptionRecord]) -> str:
+    """Failed knots with their error record id, type, message and traceback (when
+    history kept the record), then knots that did not run and why."""
     failed = [rec for rec in lineage if rec.outcome is Outcome.ERR]
     if not failed:
         return ""
+    by_id = {e.id: e for e in exceptions}
     items = "".join(
         f'<li class="error"><a href={attr(run_href(root, rec.run_id, rec.knot_id))}>'
-        f"{text(rec.knot_id)}</a> failed{_error_id(rec)}</li>"
+        f"{text(rec.knot_id)}</a> failed{_error_id(rec)}"
+        f"{_exception(by_id.get(rec.error_record_id or ''))}</li>"
         for rec in failed
     )
     items += "".join(
@@ -79,6 +81,17 @@ def _error_id(rec: KnotLineage) -> str:
     if rec.error_record_id is None:
         return ""
     return f" (error record <code>{text(rec.error_record_id)}</code>)"
+
+
+def _exception(record: ExceptionRecord | None) -> str:
+    """The error's type and message, and its traceback folded away."""
+    if record is None:
+        return ""
+    return (
+        f'<br><span class="exception-message">{text(record.type)}: {text(record.message)}</span>'
+        f"<details><summary>traceback</summary>"
+        f'<pre class="traceback">{text(record.traceback)}</pre></details>'
+    )
 
 
 def _knots(root: str, lineage: list[KnotLineage]) -> str:

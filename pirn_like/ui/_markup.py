@@ -53,6 +53,7 @@ form.filters { display: flex; flex-wrap: wrap; gap: 10px; align-items: end; font
 form.filters label { display: flex; flex-direction: column; gap: 2px; color: #555; }
 .error { color: #c0392b; } .empty { color: #777; }
 ul.plain { margin: 0; padding-left: 18px; }
+pre.traceback { color: #222; font-size: 12px; white-space: pre-wrap; word-break: break-all; }
 """
 
 

@@ -105,8 +105,8 @@ async def find_runs(history: RunHistory, wanted: RunFilter) -> tuple[list[RunRec
 
 
 async def load_run(history: RunHistory, run_id: str) -> tuple[RunRecord, RunResult] | None:
-    """The run's record and a ``RunResult`` rebuilt from its lineage (no values, no
-    exception records: a history keeps neither), or None if history has no such run."""
+    """The run's record and a ``RunResult`` rebuilt from its lineage and the exception
+    records it kept (no values: a history keeps none), or None if history has no such run."""
     record = await history.get_run(run_id)
     if record is None:
         return None

@@ -14,7 +14,15 @@ from pirn_like._exports import publish
 from pirn_like.yaml._dump import dump_pipeline
 from pirn_like.yaml._load import load_pipeline
 from pirn_like.yaml._schema import pipeline_schema
+from pirn_like.yaml._service import Service, ServiceSettings, load_service
 
-__all__ = ["dump_pipeline", "load_pipeline", "pipeline_schema"]
+__all__ = [
+    "Service",
+    "ServiceSettings",
+    "dump_pipeline",
+    "load_pipeline",
+    "load_service",
+    "pipeline_schema",
+]
 
 publish(__name__, globals(), __all__)

@@ -11,10 +11,59 @@ from pirn_like._errors import PipelineError
 from pirn_like._tapestry import Tapestry
 from pirn_like.protocols import Dispatcher, Emitter
 from pirn_like.yaml._build import build_tapestry
-from pirn_like.yaml._source import parse_yaml
+from pirn_like.yaml._model import Pipeline
+from pirn_like.yaml._source import Located, parse_yaml
 from pirn_like.yaml._validate import validate_pipeline
 
-__all__ = ["load_pipeline"]
+__all__ = ["build_pipeline", "load_pipeline"]
+
+
+def read_pipeline(
+    source: str | os.PathLike[str], *, allow_callable_refs: bool, env: Mapping[str, str] | None
+) -> tuple[Pipeline, Located]:
+    """The validated pipeline in ``source`` (text or a path) and where each value sits."""
+    if isinstance(source, str):
+        text, file = source, None
+    else:
+        file = os.fspath(source)
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PipelineError(f"cannot read the pipeline: {exc}", file=file) from exc
+    located = parse_yaml(text, file=file, env=os.environ if env is None else env)
+    pipeline = validate_pipeline(located)
+    if pipeline.allow_callable_refs and not allow_callable_refs:
+        raise located.error(
+            "allow_callable_refs: true is refused here: this application loads pipelines "
+            "in strict mode only (every callable must be one of its known_callables)",
+            ("allow_callable_refs",),
+            key=True,
+        )
+    return pipeline, located
+
+
+def build_pipeline(
+    source: str | os.PathLike[str],
+    *,
+    known_callables: Mapping[str, Callable[..., Any]] | None,
+    allow_callable_refs: bool,
+    dispatcher: Dispatcher | None,
+    dispatchers: Mapping[str, Dispatcher] | None,
+    emitters: Sequence[Emitter],
+    env: Mapping[str, str] | None,
+) -> tuple[Pipeline, Located, Tapestry]:
+    """``load_pipeline``'s work, also giving the validated model and value positions."""
+    pipeline, located = read_pipeline(source, allow_callable_refs=allow_callable_refs, env=env)
+    tapestry = build_tapestry(
+        pipeline,
+        located,
+        known_callables=dict(known_callables or {}),
+        loose=pipeline.allow_callable_refs,
+        dispatcher=dispatcher,
+        dispatchers=dict(dispatchers or {}),
+        emitters=emitters,
+    )
+    return pipeline, located, tapestry
 
 
 def load_pipeline(
@@ -36,30 +85,16 @@ def load_pipeline(
     passes ``allow_callable_refs=False`` to refuse that for untrusted YAML. ``${VAR}`` and
     ``${VAR:-default}`` in strings read ``env`` (default: ``os.environ``).
     Every problem raises ``PipelineError`` with file, line and column; nothing runs.
+    A ``triggers:``/``service:`` section is validated but not built (``load_service``
+    builds it).
     """
-    if isinstance(source, str):
-        text, file = source, None
-    else:
-        file = os.fspath(source)
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PipelineError(f"cannot read the pipeline: {exc}", file=file) from exc
-    located = parse_yaml(text, file=file, env=os.environ if env is None else env)
-    pipeline = validate_pipeline(located)
-    if pipeline.allow_callable_refs and not allow_callable_refs:
-        raise located.error(
-            "allow_callable_refs: true is refused here: this application loads pipelines "
-            "in strict mode only (every callable must be one of its known_callables)",
-            ("allow_callable_refs",),
-            key=True,
-        )
-    return build_tapestry(
-        pipeline,
-        located,
-        known_callables=dict(known_callables or {}),
-        loose=pipeline.allow_callable_refs,
+    _, _, tapestry = build_pipeline(
+        source,
+        known_callables=known_callables,
+        allow_callable_refs=allow_callable_refs,
         dispatcher=dispatcher,
-        dispatchers=dict(dispatchers or {}),
+        dispatchers=dispatchers,
         emitters=emitters,
+        env=env,
     )
+    return tapestry

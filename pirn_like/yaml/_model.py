@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pirn_like.core._config import ErrorPolicy
 
 __all__ = [
     "AggregatorNode",
     "CacheSpec",
+    "CronTriggerSpec",
+    "FileWatchTriggerSpec",
     "GateNode",
+    "KafkaTriggerSpec",
     "KnotNode",
     "MapNode",
     "Node",
@@ -25,6 +28,10 @@ __all__ = [
     "Pipeline",
     "ReduceNode",
     "RetrySpec",
+    "ServiceSpec",
+    "TriggerSpec",
+    "ValKeyTriggerSpec",
+    "WebhookTriggerSpec",
 ]
 
 
@@ -132,6 +139,118 @@ NODE_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+class CronTriggerSpec(_Strict):
+    """``type: cron``: a ``CronTrigger`` firing on ``cron`` or every ``every_seconds``."""
+
+    type: Literal["cron"]
+    cron: str | None = Field(default=None, description="a cron expression, e.g. '*/5 * * * *'")
+    every_seconds: Annotated[float | None, Field(gt=0)] = None
+    timezone: str = Field(default="UTC", description="the cron expression's time zone")
+    name: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict[str, Any])
+    missed_fires: Literal["skip", "run_once", "catch_up"] = "run_once"
+    lease: str | None = Field(
+        default=None, description="lease URL so one process of many fires, e.g. sqlite:///l.db"
+    )
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> CronTriggerSpec:
+        if (self.cron is None) == (self.every_seconds is None):
+            raise ValueError("give exactly one of cron and every_seconds")
+        return self
+
+
+class WebhookTriggerSpec(_Strict):
+    """``type: webhook``: a ``WebhookTrigger``; authenticated unless ``auth: false``."""
+
+    type: Literal["webhook"]
+    path: str = "/run"
+    token: str | None = Field(default=None, description="bearer token, e.g. ${WEBHOOK_TOKEN}")
+    token_env: str = "PIRN_LIKE_WEBHOOK_TOKEN"
+    auth: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    max_body_bytes: Annotated[int, Field(gt=0)] = 1 << 20
+    body_timeout: Annotated[float, Field(gt=0)] = 30.0
+    wait_timeout: Annotated[float, Field(gt=0)] = 30.0
+    accept_timeout: Annotated[float, Field(gt=0)] = 5.0
+    queue_size: Annotated[int, Field(gt=0)] = 64
+    health_path: str = "/health"
+
+
+class KafkaTriggerSpec(_Strict):
+    """``type: kafka``: a ``KafkaTrigger``, one run per message of ``topic``."""
+
+    type: Literal["kafka"]
+    topic: str
+    bootstrap_servers: str | list[str]
+    group_id: str = "pirn-like"
+    dead_letter_topic: str | None = Field(default=None, description="default: <topic>.dlq")
+    client_options: dict[str, Any] = Field(default_factory=dict[str, Any])
+    consumer_options: dict[str, Any] = Field(default_factory=dict[str, Any])
+
+
+class ValKeyTriggerSpec(_Strict):
+    """``type: valkey``: a ``ValKeyTrigger`` on a ``stream`` (consumer group) or ``channel``."""
+
+    type: Literal["valkey"]
+    url: str = Field(description="e.g. valkey://localhost:6379/0")
+    stream: str | None = None
+    channel: str | None = None
+    group: str = "pirn_like"
+    consumer: str | None = None
+    dead_letter_stream: str | None = None
+    min_idle: Annotated[float, Field(ge=0)] = 60.0
+    start: str = "0"
+    block: Annotated[float, Field(gt=0)] = 1.0
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ValKeyTriggerSpec:
+        if (self.stream is None) == (self.channel is None):
+            raise ValueError("give exactly one of stream (consumer group) and channel (pub/sub)")
+        return self
+
+
+class FileWatchTriggerSpec(_Strict):
+    """``type: file_watch``: a ``FileWatchTrigger``, one run per settled matching file."""
+
+    type: Literal["file_watch"]
+    directory: str = Field(description="relative paths are from the working directory")
+    pattern: str = "*.csv"
+    debounce: Annotated[float, Field(ge=0)] = 0.5
+    parameter_name: str = "path"
+    recursive: bool = True
+    existing: bool = False
+
+
+TriggerSpec = Annotated[
+    CronTriggerSpec
+    | WebhookTriggerSpec
+    | KafkaTriggerSpec
+    | ValKeyTriggerSpec
+    | FileWatchTriggerSpec,
+    Field(discriminator="type"),
+]
+
+TRIGGER_MODELS: dict[str, type[BaseModel]] = {
+    "cron": CronTriggerSpec,
+    "webhook": WebhookTriggerSpec,
+    "kafka": KafkaTriggerSpec,
+    "valkey": ValKeyTriggerSpec,
+    "file_watch": FileWatchTriggerSpec,
+}
+
+
+class ServiceSpec(_Strict):
+    """``service:``: how ``run_forever`` serves the triggers."""
+
+    max_concurrent_runs: Annotated[int, Field(ge=1)] = 8
+    grace_period: Annotated[float, Field(ge=0)] = 30.0
+    metrics_port: Annotated[int | None, Field(ge=0, le=65535)] = None
+    metrics_host: str = "127.0.0.1"
+
+
 class Pipeline(_Strict):
     """A whole pipeline file."""
 
@@ -149,3 +268,8 @@ class Pipeline(_Strict):
     max_concurrency: Annotated[int | None, Field(ge=1)] = None
     tag_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict[str, int])
     nodes: list[Node]
+    triggers: list[TriggerSpec] = Field(
+        default_factory=list[TriggerSpec],
+        description="what starts runs under `pirn-like serve` / load_service",
+    )
+    service: ServiceSpec = Field(default_factory=ServiceSpec)

@@ -11,13 +11,25 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from pirn_like._errors import PipelineError
-from pirn_like.yaml._model import NODE_MODELS, CacheSpec, Pipeline, RetrySpec
+from pirn_like.yaml._model import (
+    NODE_MODELS,
+    TRIGGER_MODELS,
+    CacheSpec,
+    Pipeline,
+    RetrySpec,
+    ServiceSpec,
+)
 from pirn_like.yaml._source import Located, Path
 
 __all__ = ["close_matches", "validate_pipeline"]
 
 _NESTED: dict[str, type[BaseModel]] = {"retry": RetrySpec, "cache": CacheSpec}
 _CACHE_BRANCHES = {"bool", "CacheSpec"}
+# The tagged lists: their entries' models, keyed by the ``type`` pydantic tags them with.
+_TAGGED: dict[str, tuple[str, dict[str, type[BaseModel]]]] = {
+    "nodes": ("node", NODE_MODELS),
+    "triggers": ("trigger", TRIGGER_MODELS),
+}
 
 
 def close_matches(word: str, choices: Sequence[str]) -> str:
@@ -31,8 +43,8 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path:
     path: list[str | int] = []
     current: Any = data
     for index, part in enumerate(loc):
-        if len(path) == 2 and path[0] == "nodes" and part in NODE_MODELS:
-            continue  # the discriminator value pydantic adds after nodes.<i>
+        if len(path) == 2 and path[0] in _TAGGED and part in _TAGGED[str(path[0])][1]:
+            continue  # the discriminator value pydantic adds after nodes.<i> / triggers.<i>
         in_dict = isinstance(current, dict) and part in current
         in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)  # pyright: ignore[reportUnknownArgumentType]
         if in_dict or in_list:
@@ -45,15 +57,24 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path:
 
 def _owner(data: Any, path: Path) -> type[BaseModel]:
     """The model whose mapping holds the last key of ``path``."""
-    if len(path) <= 2:
+    if path[0] == "service" and len(path) == 2:
+        return ServiceSpec
+    if len(path) <= 2 or path[0] not in _TAGGED:
         return Pipeline
-    if len(path) == 4 and path[2] in _NESTED:
+    if len(path) == 4 and path[0] == "nodes" and path[2] in _NESTED:
         return _NESTED[str(path[2])]
-    node: Any = data["nodes"][path[1]]
-    return NODE_MODELS.get(str(node.get("type")), NODE_MODELS["knot"])
+    _, models = _TAGGED[str(path[0])]
+    entry: Any = data[path[0]][path[1]]
+    return models.get(str(entry.get("type")), next(iter(models.values())))
 
 
 def _where(data: Any, path: Path) -> str:
+    if len(path) >= 2 and path[0] == "triggers":
+        entry = data["triggers"][path[1]]
+        kind = entry.get("type") if isinstance(entry, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        label = f"trigger #{int(path[1]) + 1}" + (f" ({kind})" if isinstance(kind, str) else "")
+        rest = ".".join(map(str, path[2:]))
+        return f"{label}, {rest}" if rest else label
     if len(path) >= 2 and path[0] == "nodes":
         node = data["nodes"][path[1]]
         ident = node.get("id") if isinstance(node, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
@@ -78,18 +99,21 @@ def _message(data: Any, path: Path, error: ErrorDetails) -> tuple[str, bool]:
         )
     if kind == "missing":
         return f"{_where(data, path[:-1])} is missing required key {str(path[-1])!r}", True
-    if kind == "union_tag_invalid":
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        noun, models = _TAGGED.get(str(path[0]) if path else "", _TAGGED["nodes"])
+        if kind == "union_tag_not_found":
+            return (
+                f"{_where(data, path)} has no 'type'; expected one of: {', '.join(models)}",
+                False,
+            )
         tag = str(ctx.get("tag"))
         return (
-            f"unknown node type {tag!r}{close_matches(tag, list(NODE_MODELS))}; "
-            f"expected one of: {', '.join(NODE_MODELS)}",
+            f"unknown {noun} type {tag!r}{close_matches(tag, list(models))}; "
+            f"expected one of: {', '.join(models)}",
             False,
         )
-    if kind == "union_tag_not_found":
-        return (
-            f"{_where(data, path)} has no 'type'; expected one of: {', '.join(NODE_MODELS)}",
-            False,
-        )
+    if kind == "value_error":  # a model's own check: its message is the whole story
+        return f"{_where(data, path)}: {ctx.get('error', error['msg'])!s}", False
     got = error.get("input")
     shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__  # pyright: ignore[reportUnknownArgumentType]
     return f"{_where(data, path)}: {error['msg'][0].lower()}{error['msg'][1:]}, got {shown}", False
