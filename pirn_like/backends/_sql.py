@@ -90,6 +90,8 @@ _LINEAGE_COLUMNS = (
 _LINEAGE_NAMES = ", ".join(name for name, _ in _LINEAGE_COLUMNS)
 _DELETE_CHUNK = 500
 """Run ids per ``IN (...)``: well under every driver's limit on bound parameters."""
+_CLAIM_ATTEMPTS = 5
+"""Tries of a claim that conflicted with a concurrent one before the error is raised."""
 _JOURNAL_LIMIT = 50_000
 """Lineage rows one writer leaves in the journal before it moves them itself."""
 
@@ -590,14 +592,19 @@ class SQLHistory(LineageQueries):
             "VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
         )
         row = _run_row(run)
-        try:
-            async with self._using("claiming a run") as session, session.transaction() as tx:
-                return bool(await tx.fetch(sql, row))
-        except BackendError:
-            # DuckDB reports a concurrent claim as a conflict instead of doing nothing.
-            if await self.get_run(run.run_id) is not None:
-                return False
-            raise
+        for attempt in itertools.count(1):
+            try:
+                async with self._using("claiming a run") as session, session.transaction() as tx:
+                    return bool(await tx.fetch(sql, row))
+            except BackendError:
+                # DuckDB reports a claim concurrent with another, not yet committed, as a
+                # conflict instead of doing nothing: once that one commits, ours loses.
+                if await self.get_run(run.run_id) is not None:
+                    return False
+                if attempt == _CLAIM_ATTEMPTS:
+                    raise
+                await anyio.sleep(0.005 * attempt)
+        raise AssertionError("unreachable")
 
     async def _put_run(self, run: RunRecord) -> None:
         sql = self._dialect.sql(
