@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from typing import Any
 
 import anyio
 from impl_knots import KnotImplementation
-from measure import REPO_ROOT
+from measure import REPO_ROOT, write_section
 from workloads import Workload, chain, fan_out
 
 from pirn_like import RunRequest, Tapestry
@@ -150,13 +149,7 @@ def _write(rows: list[tuple[str, str, str, float, float, float]]) -> None:
         "row and nothing can be batched.",
         END,
     ]
-    text = DOC.read_text()
-    section = "\n".join(lines)
-    if START in text:
-        text = re.sub(f"{re.escape(START)}.*?{re.escape(END)}", section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, lines)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from typing import Any
 import anyio
 import anyio.to_process
 import remote_workloads as w
+from measure import write_section
 
 from pirn_like import KnotConfig, RunRequest, Tapestry, ThreadDispatcher, knot
 
@@ -250,13 +250,7 @@ def _write(rows: list[tuple[str, str, float, float]], cpu: str, two: float, one:
         f"(target ≥ {SPEEDUP_TARGET}x: {'met' if one / two >= SPEEDUP_TARGET else 'missed'}).",
         END,
     ]
-    text = DOC.read_text()
-    section = "\n".join(lines)
-    if START in text:
-        text = re.sub(f"{re.escape(START)}.*?{re.escape(END)}", section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, lines)
 
 
 if __name__ == "__main__":

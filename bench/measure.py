@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import tempfile
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["IMPLEMENTATIONS", "Measurement", "import_ms", "measure"]
+__all__ = ["IMPLEMENTATIONS", "Measurement", "import_ms", "measure", "write_section"]
 
 BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
@@ -136,3 +137,16 @@ def import_ms(impl: str, runs: int) -> float:
             base.append(_seconds("pass", env))
             timed.append(_seconds(stmt, env))
     return (min(timed) - min(base)) * 1000
+
+
+def write_section(doc: Path, start: str, end: str, lines: list[str]) -> None:
+    """Put ``lines`` (which begin with ``start`` and end with ``end``) into ``doc``: in
+    place of the section between those markers, or at the end the first time."""
+    text = doc.read_text()
+    section = "\n".join(lines)
+    if start in text:
+        pattern = f"{re.escape(start)}.*?{re.escape(end)}"
+        text = re.sub(pattern, lambda _: section, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(text)
