@@ -10,14 +10,17 @@ import httpx
 import pytest
 from _fixtures_valkey import free_port
 from _list_trigger import ListTrigger
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pirn_like import (
     KnotConfig,
+    Map,
     MemoryEmitter,
     Parameter,
     RetryPolicy,
     RunEvent,
+    RunOutcome,
     RunRequest,
     Tapestry,
     knot,
@@ -120,8 +123,6 @@ async def test_run_forever_serves_run_knot_and_emitter_metrics() -> None:
 
 
 def test_emitter_metrics_read_the_queues_at_each_scrape() -> None:
-    from prometheus_client import generate_latest
-
     from pirn_like.engine._emit import EmitterStats
 
     current = [EmitterStats("log", 3, 10, 7, 1, 0, 2)]
@@ -134,3 +135,19 @@ def test_emitter_metrics_read_the_queues_at_each_scrape() -> None:
     assert (first[key], second[key]) == (3, 0)
     delivered = ("pirn_like_emitter_events_delivered_total", frozenset({("emitter", "log")}))
     assert (first[delivered], second[delivered]) == (7, 12)
+
+
+async def test_a_maps_items_count_under_the_map() -> None:
+    t = Tapestry()
+    with t:
+        Map(over=Parameter("xs", list), each=checked, _config=KnotConfig(id="each"))
+    result = await t.run(RunRequest(parameters={"xs": [1, 2, 0]}))
+    metrics = ServiceMetrics()
+    metrics.run_ended("list", RunOutcome(result.run_id, result.status, result))
+    got = samples(generate_latest(metrics.registry).decode())
+    knots = {dict(labels)["knot"] for name, labels in got if name.startswith("pirn_like_knot_")}
+    assert "each" in knots
+    assert not any("[" in knot for knot in knots)
+    # The failed item and the map it failed count under the map.
+    assert got[("pirn_like_knot_failures_total", frozenset({("knot", "each")}))] == 2
+    assert got[("pirn_like_knot_duration_seconds_count", frozenset({("knot", "each")}))] == 4

@@ -104,11 +104,14 @@ class ServiceMetrics:
             (result.finished_at - result.started_at).total_seconds()
         )
         for rec in result.lineage:
-            self.knot_seconds.labels(rec.knot_id).observe(rec.duration)
+            # A map's items (``owner[3]``) count under their map: one series per knot,
+            # not one per item (knot ids themselves cannot contain "[").
+            knot = rec.knot_id.partition("[")[0]
+            self.knot_seconds.labels(knot).observe(rec.duration)
             if rec.outcome is Outcome.ERR:
-                self.knot_failures.labels(rec.knot_id).inc()
+                self.knot_failures.labels(knot).inc()
             if rec.attempts > 1:
-                self.knot_retries.labels(rec.knot_id).inc(rec.attempts - 1)
+                self.knot_retries.labels(knot).inc(rec.attempts - 1)
 
 
 class EmitterQueue(Protocol):
