@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import anyio
 
@@ -39,15 +40,22 @@ class Outcomes:
 
 
 @asynccontextmanager
-async def serving(trigger: Trigger, tapestry: Tapestry) -> AsyncIterator[Outcomes]:
-    """``run_forever`` in the background until the block ends; runs still going then
-    are cancelled at once (a crash, as far as a broker can tell)."""
+async def serving(
+    trigger: Trigger, tapestry: Tapestry, *, deadline: float = 20.0, **options: Any
+) -> AsyncIterator[Outcomes]:
+    """``run_forever`` in the background until the block ends (within ``deadline`` s).
+
+    ``options`` go to ``run_forever``; by default runs still going when the block ends
+    are cancelled at once (``grace_period=0``: a crash, as far as a broker can tell).
+    """
     outcomes = Outcomes()
     stop = anyio.Event()
-    serve = partial(run_forever, trigger, tapestry, handle_signals=False, grace_period=0)
-    with anyio.fail_after(20):
+    options.setdefault("handle_signals", False)
+    options.setdefault("grace_period", 0)
+    serve = partial(run_forever, trigger, tapestry, stop=stop, on_outcome=outcomes.add, **options)
+    with anyio.fail_after(deadline):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(partial(serve, stop=stop, on_outcome=outcomes.add))
+            tg.start_soon(serve)
             try:
                 yield outcomes
             finally:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
+import _serving
 import anyio
 import httpx
+from _serving import Outcomes
 
-from pirn_like import InMemoryDataStore, KnotConfig, Parameter, RunOutcome, Tapestry, knot
-from pirn_like.triggers import WebhookTrigger, run_forever
+from pirn_like import InMemoryDataStore, KnotConfig, Parameter, Tapestry, knot
+from pirn_like.triggers import WebhookTrigger
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,43 +44,17 @@ def make_tapestry() -> Tapestry:
     return t
 
 
-class Outcomes:
-    """Every outcome run_forever reports, and a way to wait for the n-th."""
-
-    def __init__(self) -> None:
-        self.items: list[RunOutcome] = []
-        self._changed = anyio.Event()
-
-    def add(self, outcome: RunOutcome) -> None:
-        self.items.append(outcome)
-        self._changed.set()
-
-    async def wait_for(self, n: int) -> list[RunOutcome]:
-        with anyio.fail_after(10):
-            while len(self.items) < n:
-                self._changed = anyio.Event()
-                await self._changed.wait()
-        return self.items
-
-
 @asynccontextmanager
 async def serving(
     trigger: WebhookTrigger, tapestry: Tapestry, **options: Any
 ) -> AsyncIterator[Outcomes]:
-    """``run_forever(trigger, tapestry)`` in the background, ready to take requests."""
-    outcomes = Outcomes()
-    stop = anyio.Event()
-    options.setdefault("handle_signals", False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            partial(run_forever, trigger, tapestry, stop=stop, on_outcome=outcomes.add, **options)
-        )
+    """``run_forever(trigger, tapestry)`` in the background, ready to take requests;
+    runs in flight when the block ends get the usual grace period."""
+    options.setdefault("grace_period", 30.0)
+    async with _serving.serving(trigger, tapestry, deadline=math.inf, **options) as outcomes:
         with anyio.fail_after(10):
             await trigger.wait_ready()
-        try:
-            yield outcomes
-        finally:
-            stop.set()
+        yield outcomes
 
 
 def asgi_client(trigger: WebhookTrigger) -> httpx.AsyncClient:
