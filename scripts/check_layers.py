@@ -30,6 +30,17 @@ ALLOWED: dict[str, set[str]] = {
     "yaml": {"core", "protocols", "nodes", "backends", "_tapestry", "triggers", "yaml"},
     # The run explorer reads a history and draws runs; it serves HTTP like the webhook.
     "ui": {"core", "protocols", "backends", "viz", "triggers", "ui"},
+    # Capability knots are knots and nodes over backends; the bridge is also a trigger.
+    "capabilities": {
+        "core",
+        "protocols",
+        "backends",
+        "nodes",
+        "triggers",
+        "streaming",
+        "_tapestry",
+        "capabilities",
+    },
 }
 # Public alias modules that keep an older import path working, and what they re-export.
 ALIASES: dict[str, set[str]] = {
