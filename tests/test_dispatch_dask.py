@@ -165,8 +165,17 @@ async def test_a_given_client_is_used_and_left_open(dask_scheduler: str) -> None
                 result = await t.run()
         assert result.outputs["sum"] == 3
         assert client.status == "running"
+        assert client.scheduler_comm.interval == 0.01  # the caller's settings, untouched
     finally:
         await client.close()
+
+
+async def test_its_own_client_sends_to_the_scheduler_without_waiting_ten_ms(
+    dask_scheduler: str,
+) -> None:
+    # Each knot is a submit right after a release: Dask's 10 ms batching would hold it.
+    async with DaskDispatcher(dask_scheduler) as dispatcher:
+        assert dispatcher.client.scheduler_comm.interval == 0.001
 
 
 async def test_local_starts_its_own_cluster_and_stops_it() -> None:

@@ -93,6 +93,28 @@ async def test_values_round_trip_through_a_worker(value: object) -> None:
         assert back == value
 
 
+@pytest.mark.parametrize("value", [True, 0, -(2**70), 1.5, "", "é" * 5000, None])
+async def test_scalars_come_back_with_their_exact_type(value: object) -> None:
+    # Small ones ride in the frame's JSON header, the rest through the serializer.
+    def identity(v: object) -> object:
+        return v
+
+    back = await _roundtrip(_call(identity, v=value), RemoteOptions())
+    assert back == value
+    assert type(back) is type(value)
+
+
+async def test_code_pickled_by_value_is_sent_as_it_is_at_each_call() -> None:
+    factor = [2]
+
+    def scale(v: int) -> int:
+        return v * factor[0]
+
+    assert await _roundtrip(_call(scale, v=3), RemoteOptions()) == 6
+    factor[0] = 5  # a cached copy of the code would still multiply by 2
+    assert await _roundtrip(_call(scale, v=3), RemoteOptions()) == 15
+
+
 async def test_async_code_runs_in_an_event_loop_on_the_worker() -> None:
     assert await _roundtrip(_call(plain_add_async, True, a=2, b=3), RemoteOptions()) == 5
 

@@ -7,9 +7,10 @@ exception) with :func:`unpack_result`.
 
 Payload and result are frames: ``MAGIC``, a kind byte (call or result), a version byte, a
 flags byte, an HMAC-SHA256 when signed, a JSON header, then length-prefixed sections.
-Values (inputs and the return value) travel as ``Serializer`` bytes, never plain pickle;
-values larger than ``RemoteOptions.by_reference_over`` go through a shared ``DataStore``
-under their content hash, and only the hash travels. The knot's code travels cloudpickled
+Values (inputs and the return value) travel as ``Serializer`` bytes, never plain pickle
+(small strings, numbers, booleans and None ride in the JSON header itself); values larger
+than ``RemoteOptions.by_reference_over`` go through a shared ``DataStore`` under their
+content hash, and only the hash travels. The knot's code travels cloudpickled
 (``code="pickle"``) or as an import path (``code="reference"``); a custom serializer
 travels pickled next to it. With ``pickle_key`` the whole payload is signed, and a worker
 holding the same key (:func:`set_worker_pickle_key` or ``PIRN_LIKE_PICKLE_KEY``, hex)
@@ -27,6 +28,7 @@ import contextlib
 import functools
 import hmac
 import json
+import math
 import os
 import pickle
 import socket
@@ -74,14 +76,23 @@ PICKLE_KEY_ENV = "PIRN_LIKE_PICKLE_KEY"
 
 _MAGIC = b"\x93PLX"
 _CALL, _RESULT = b"C", b"R"
-_VERSION = 1
+_VERSION = 2
 _SIGNED = 0x01
 _MAC_BYTES = sha256().digest_size
 _MIN_KEY_BYTES = 16
 _PREFIX = len(_MAGIC) + 3
 _LOCAL_SCHEMES = ("memory:",)
+# Scalars JSON carries exactly (type and value): they skip the serializer.
+_INLINE_TYPES = frozenset({int, str, bool, type(None)})
+_INLINE_MAX_CHARS = 4096
+_CODE_CACHE_SIZE = 256
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_decode_json = json.JSONDecoder().decode
 
 _worker_key: bytes | None = None
+_worker_id: tuple[int, str] | None = None
+# A worker runs the same few knots again and again: their code, keyed by its bytes.
+_loaded_code: dict[bytes, tuple[Callable[..., Any], Serializer | None]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,6 +213,9 @@ async def pack_call(call: KnotCall, options: RemoteOptions) -> bytes:
     kwargs: dict[str, list[Any]] = {}
     by_reference: dict[ContentHash, object] = {}
     for name, value in call.kwargs.items():
+        if _inlines(value):
+            kwargs[name] = ["json", value]
+            continue
         data = _dumps(serializer, value, f"knot {call.knot_id!r}: input {name!r}")
         digest = _reference_hash(options.data_store_url, options.by_reference_over, data, value)
         if digest is None:
@@ -223,7 +237,7 @@ async def pack_call(call: KnotCall, options: RemoteOptions) -> bytes:
         "code_section": len(sections),
     }
     if options.code == "pickle":
-        sections.append(_pickle_code(call, options.serializer))
+        sections.append(_code_bytes(call, options.serializer))
     else:
         header["target"] = _import_path(call)
         sections.append(b"" if options.serializer is None else _pickle_plain(call, serializer))
@@ -273,13 +287,16 @@ def run_payload(payload: bytes, *, unsigned_pickle: bool = True) -> bytes:
             _run_async(_get_values, header["store"], serializer, digests) if digests else ()
         )
         kwargs = {
-            name: next(fetched) if kind == "ref" else serializer.loads(sections[where])
+            name: where
+            if kind == "json"
+            else next(fetched)
+            if kind == "ref"
+            else serializer.loads(sections[where])
             for name, (kind, where) in refs.items()
         }
         call = functools.partial(target, **kwargs)
         value = _run_async(call) if header["async"] else call()
-        data = _dumps(serializer, value, f"knot {header['knot']!r}: return value")
-        return _encode_value(header, data, value, custom, worker)
+        return _encode_value(header, value, serializer, custom, worker)
     except Exception as exc:
         return _encode_failure(exc, serializer, worker)
 
@@ -291,7 +308,19 @@ def _default_serializer() -> SafeSerializer:
 
 
 def _worker_name() -> str:
-    return f"{socket.gethostname()}/{os.getpid()}"  # not cached: a forked worker has its own pid
+    global _worker_id
+    pid = os.getpid()  # checked each time: a forked worker has its own pid
+    if _worker_id is None or _worker_id[0] != pid:
+        _worker_id = (pid, f"{socket.gethostname()}/{pid}")
+    return _worker_id[1]
+
+
+def _inlines(value: object) -> bool:
+    """Whether ``value`` rides in the JSON header: JSON gives back the same type and value."""
+    kind = type(value)
+    if kind in _INLINE_TYPES:
+        return kind is not str or len(value) <= _INLINE_MAX_CHARS  # type: ignore[arg-type]
+    return kind is float and math.isfinite(value)  # type: ignore[arg-type]
 
 
 def _carries_pickle(header: Mapping[str, Any], sections: list[bytes]) -> bool:
@@ -299,8 +328,15 @@ def _carries_pickle(header: Mapping[str, Any], sections: list[bytes]) -> bool:
 
 
 def _encode_value(
-    header: Mapping[str, Any], data: bytes, value: object, custom: Serializer | None, worker: str
+    header: Mapping[str, Any],
+    value: object,
+    serializer: Serializer,
+    custom: Serializer | None,
+    worker: str,
 ) -> bytes:
+    if _inlines(value):
+        return _frame(_RESULT, {"ok": True, "value": ["json", value], "worker": worker}, [], None)
+    data = _dumps(serializer, value, f"knot {header['knot']!r}: return value")
     store_url: str | None = header["store"]
     digest = _reference_hash(store_url, header["over"], data, value)
     if digest is None:
@@ -329,6 +365,32 @@ def _current_worker_key() -> bytes | None:
 
 
 # -- code ----------------------------------------------------------------------------
+
+
+def _code_bytes(call: KnotCall, serializer: Serializer | None) -> bytes:
+    """The code section: cached for code that pickles by reference (an importable module's
+    function), whose bytes cannot go stale; anything else is cloudpickled afresh each call,
+    since its bytes capture the globals and closure it sees now."""
+    if serializer is None:
+        with contextlib.suppress(TypeError):  # an unhashable callable object
+            cached = _by_reference_code(call.target)
+            if cached is not None:
+                return cached
+    return _pickle_code(call, serializer)
+
+
+@functools.lru_cache(maxsize=_CODE_CACHE_SIZE)
+def _by_reference_code(target: Callable[..., Any]) -> bytes | None:
+    module = getattr(target, "__module__", None)
+    if module in (None, "__main__") or not hasattr(target, "__qualname__"):
+        return None
+    try:
+        # Plain pickle stores a function or class only by reference, as cloudpickle
+        # does for importable ones; it refuses the rest (lambdas, locals, ...).
+        data = pickle.dumps((target, None), protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return None
+    return data
 
 
 def _pickle_code(call: KnotCall, serializer: Serializer | None) -> bytes:
@@ -377,7 +439,12 @@ def _load_code(
     header: Mapping[str, Any], section: bytes
 ) -> tuple[Callable[..., Any], Serializer | None]:
     if header["code"] == "pickle":
-        return pickle.loads(section)
+        loaded = _loaded_code.get(section)
+        if loaded is None:
+            if len(_loaded_code) >= _CODE_CACHE_SIZE:
+                _loaded_code.clear()
+            loaded = _loaded_code[section] = pickle.loads(section)
+        return loaded
     module, _, qualname = str(header["target"]).partition(":")
     target = _resolve(module, qualname, importing=True)
     if not callable(target):
@@ -461,6 +528,8 @@ async def _read_value(
     ref: list[Any], sections: list[bytes], serializer: Serializer, store_url: str | None
 ) -> object:
     kind, where = ref
+    if kind == "json":
+        return where
     if kind == "inline":
         return serializer.loads(sections[where])
     (value,) = await _get_values(store_url, serializer, [where])
@@ -521,7 +590,7 @@ def _rebuilt_exception(
 def _frame(
     kind: bytes, header: Mapping[str, Any], sections: list[bytes], key: bytes | None
 ) -> bytes:
-    head = json.dumps(header, separators=(",", ":")).encode()
+    head = _encode_json(header).encode()
     parts = [struct.pack(">I", len(head)), head]
     for section in sections:
         parts += [struct.pack(">Q", len(section)), section]
@@ -566,7 +635,7 @@ def _unframe(data: bytes, kind: bytes, *, key: bytes | None) -> tuple[dict[str, 
         )
     try:
         (size,) = struct.unpack_from(">I", body, 0)
-        header = json.loads(bytes(body[4 : 4 + size]))
+        header = _decode_json(bytes(body[4 : 4 + size]).decode())
         sections: list[bytes] = []
         at = 4 + size
         while at < len(body):
