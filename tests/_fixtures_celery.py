@@ -48,8 +48,10 @@ def run_celery_worker(
     queue: str,
     concurrency: int = 2,
     pickle_key: bytes | None = None,
+    app_module: str = "_celery_app",
 ) -> Generator[CeleryWorker]:
-    """Run a worker for ``app``'s broker consuming ``queue`` until the block ends."""
+    """Run a worker for ``app``'s broker consuming ``queue`` until the block ends; it
+    loads ``app_module`` (importable from tests/, the repository or PYTHONPATH)."""
     hostname = f"pirn-{queue}-{uuid.uuid4().hex[:8]}@localhost"
     url = str(app.conf.broker_url)
     env = dict(os.environ)
@@ -60,7 +62,7 @@ def run_celery_worker(
     if pickle_key is not None:
         env[KEY_ENV] = pickle_key.hex()
     argv = [
-        sys.executable, "-m", "celery", "-A", "_celery_app",
+        sys.executable, "-m", "celery", "-A", app_module,
         "-b", url, "--result-backend", str(app.conf.result_backend),
         "worker", "--pool", "prefork", "--concurrency", str(concurrency),
         "--hostname", hostname, "--queues", queue,

