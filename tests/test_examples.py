@@ -25,6 +25,7 @@ EXPECTED: dict[str, str] = {
     "durable_pipeline.py": "tuesday's orders executed because: ('input:day',)",
     "demo.py": "order A-1001 was consumed by: monday/enriched[0], tuesday/enriched[0]",
     "service.py": "dead letters: ['builtins.ValueError']",
+    "file_flows.py": "c.json was made by mirror[c.csv]",
 }
 # Examples that talk to a Kafka broker get the session's (PIRN_LIKE_KAFKA).
 NEEDS_KAFKA = {"service.py"}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pirn_like._ids import ContentHash, RunId
+from pirn_like.core._hashing import combine_hashes
 from pirn_like.core._knot import Knot, ProcessSpec
 from pirn_like.core._records import RunResult
 from pirn_like.core._results import Result
@@ -22,6 +23,10 @@ class ItemTarget:
     spec: ProcessSpec
     knot_class: str
     identity: str
+
+    def config_hash_under(self, owner: Knot) -> ContentHash:
+        """The config hash each item's lineage record carries when ``owner`` fans out."""
+        return combine_hashes((owner.config_hash, self.identity))
 
 
 class KnotRuntime(Protocol):

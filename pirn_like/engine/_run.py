@@ -34,7 +34,7 @@ from pirn_like._ids import ContentHash, KnotId, RunId
 from pirn_like._version import __version__
 from pirn_like.core._config import ErrorPolicy
 from pirn_like.core._events import KnotFinished, KnotStarted, RunEvent, RunFinished, RunStarted
-from pirn_like.core._hashing import combine_hashes, content_hash
+from pirn_like.core._hashing import content_hash
 from pirn_like.core._knot import Knot, Ref, registering_into
 from pirn_like.core._plan import PlanNode, RunPlan, build_plan, make_node, wire
 from pirn_like.core._records import (
@@ -609,7 +609,7 @@ class _Run:
         limit: int,
     ) -> list[Result[Any]]:
         results: list[Result[Any] | None] = [None] * len(items)
-        item_config_hash = combine_hashes((owner.config_hash, each.identity))
+        item_config_hash = each.config_hash_under(owner)
         site = CallSite(
             run_id=self.run_id,
             knot_id=owner.id,
