@@ -615,6 +615,43 @@ def test_pyarrow_arrays() -> None:
     assert content_hash(pa.array([np.nan])) == content_hash(pa.array([-np.nan]))
 
 
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (["a", None, "", "é" * 3, "\U0001f600", "x" * 300, None], pa.string()),
+        (["a", None, ""], pa.large_string()),
+        ([b"\x00", None, b"", b"\xff" * 40], pa.binary()),
+        ([b"\x00", None], pa.large_binary()),
+        ([], pa.string()),
+        ([None, None], pa.string()),
+    ],
+)
+def test_string_and_binary_columns_hash_as_their_python_lists(
+    values: list[object], kind: pa.DataType
+) -> None:
+    # Such columns are encoded in bulk by Arrow kernels: the bytes must be the list's own.
+    array = pa.array(values, kind)
+    assert canonical_bytes(array) == _codec_bytes("pyarrow.Array", (str(kind), values))
+    sliced = pa.array(["skip", *values, "skip"], kind).slice(1, len(values))
+    assert canonical_bytes(sliced) == canonical_bytes(array)
+    chunked = pa.chunked_array([array.slice(0, 1), array.slice(1)], kind)
+    assert canonical_bytes(chunked) == _codec_bytes("pyarrow.ChunkedArray", (str(kind), values))
+    table = pa.table({"c": array})
+    schema = [("c", str(kind), True)]
+    assert canonical_bytes(table) == _codec_bytes("pyarrow.Table", (schema, [values]))
+
+
+class _StandIn:
+    pass
+
+
+def _codec_bytes(name: str, plain: object) -> bytes:
+    """What a codec called ``name`` reducing a value to ``plain`` encodes it as."""
+    registry = CodecRegistry()
+    registry.register(_StandIn, lambda _: plain, name=name)
+    return canonical_bytes(_StandIn(), registry)
+
+
 # --- combine_hashes ---------------------------------------------------------------------------
 
 

@@ -58,6 +58,7 @@ from pirn_like.core._codecs import (
     Codec,
     CodecRegistry,
     _builtin_codecs,
+    _Encoded,
     default_codecs,
     type_name,
 )
@@ -142,6 +143,7 @@ _LEAF: dict[type, Callable[[Any], bytes]] = {
     _dt.timedelta: lambda v: b"r" + _timedelta(v.days, v.seconds, v.microseconds),
     decimal.Decimal: lambda v: _text(b"m", str(v)),
     uuid.UUID: lambda v: b"u" + v.bytes,
+    _Encoded: lambda v: v.data,
 }
 """Encoders of the natively handled types without children."""
 
