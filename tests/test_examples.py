@@ -26,6 +26,7 @@ EXPECTED: dict[str, str] = {
     "demo.py": "order A-1001 was consumed by: monday/enriched[0], tuesday/enriched[0]",
     "service.py": "dead letters: ['builtins.ValueError']",
     "file_flows.py": "c.json was made by mirror[c.csv]",
+    "lakehouse.py": "report linked to its snapshot: True",
 }
 # Examples that talk to a Kafka broker get the session's (PIRN_LIKE_KAFKA).
 NEEDS_KAFKA = {"service.py"}
