@@ -172,6 +172,16 @@ class Tapestry:
     def dispatcher(self) -> Dispatcher:
         return self._dispatcher
 
+    @property
+    def max_concurrency(self) -> int | None:
+        """At most this many knots at once per run (None: no limit)."""
+        return self._max_concurrency
+
+    @property
+    def tag_limits(self) -> Mapping[str, int]:
+        """At most this many knots with each tag at once per run."""
+        return dict(self._tag_limits)
+
     # -- lifecycle --------------------------------------------------------------
 
     @property

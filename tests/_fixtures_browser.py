@@ -54,9 +54,8 @@ def browser() -> Iterator[BrowserSession]:
             portal.call(manager.__aexit__, None, None, None)
 
 
-def png_pixels(png: bytes) -> tuple[int, int, list[bytes]]:
-    """Width, height and rows of RGB(A) pixels of an 8-bit, non-interlaced PNG (what
-    Chromium writes), so screenshots can be checked without an imaging library."""
+def png_data(png: bytes) -> tuple[bytes, bytes]:
+    """The IHDR chunk and the decompressed (still filtered) image data of a PNG."""
     assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, b"", b""
     while pos < len(png):
@@ -65,11 +64,18 @@ def png_pixels(png: bytes) -> tuple[int, int, list[bytes]]:
         header = body if kind == b"IHDR" else header
         idat += body if kind == b"IDAT" else b""
         pos += 12 + length
+    return header, zlib.decompress(idat)
+
+
+def png_pixels(png: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and rows of RGB(A) pixels of an 8-bit, non-interlaced PNG (what
+    Chromium writes), so screenshots can be checked without an imaging library."""
+    header, raw = png_data(png)
     width, height, depth, colour = struct.unpack(">IIBB", header[:10])
     assert depth == 8, f"unsupported PNG bit depth {depth}"
     assert colour in (2, 6), f"unsupported PNG colour type {colour}"
     step = 3 if colour == 2 else 4
-    raw, stride = zlib.decompress(idat), width * step
+    stride = width * step
     rows: list[bytes] = []
     prev = bytearray(stride)
     for y in range(height):

@@ -305,6 +305,21 @@ def test_lineage_shows_upstream_and_downstream(two_runs: tuple[str, str], histor
     assert "no lineage" in err
 
 
+def test_lineage_draws_the_provenance_graph(two_runs: tuple[str, str], history: str) -> None:
+    ok, _ = two_runs
+    rows = next(r for r in lineage_of(history, ok) if r.knot_id == "rows")
+    code, out, _ = invoke("lineage", str(rows.output_hash), "--history", history, "-f", "mermaid")
+    assert code == 0
+    assert out.startswith("flowchart LR\n")
+    assert f"rows · run {ok}" in out
+    assert "param:n · run" in out
+    assert "class n0 searched" in out
+    code, out, _ = invoke("lineage", str(rows.output_hash), "--history", history, "-f", "svg")
+    assert code == 0
+    assert out.startswith('<svg class="pirn-provenance"')
+    assert out.rstrip().endswith("</svg>")
+
+
 def test_report_writes_the_html_of_a_stored_run(
     two_runs: tuple[str, str], history: str, tmp_path: Path
 ) -> None:

@@ -240,6 +240,33 @@ async def test_hostile_strings_are_escaped_everywhere(runs: Runs) -> None:
         assert run_page.count("&lt;/script&gt;&lt;script&gt;") >= 3  # id, label, source
 
 
+async def test_lineage_page_draws_the_whole_provenance_with_links(runs: Runs) -> None:
+    """run-ok's d output (2) is also run-cron's parameter: its provenance runs three
+    hops up into run-ok and four down through run-cron, every node a link."""
+    d = runs.ok.lineage_for("d")
+    total_cron = runs.cron.lineage_for("total")
+    assert d.output_hash is not None
+    assert total_cron.output_hash is not None
+    async with explorer(runs) as client:
+        page = (await client.get("/lineage", params={"hash": d.output_hash}, headers=BEARER)).text
+        section = page[page.index('class="provenance"') : page.index('class="producers"')]
+        assert "3 hops upstream, 4 hops downstream" in section
+        hrefs = links(section)
+        assert "/runs/run-ok#knot-param%3Ax" in hrefs  # three hops up
+        assert "/runs/run-cron#knot-total" in hrefs  # three hops down, in another run
+        assert f"/lineage?hash={quote(total_cron.output_hash, safe='')}" in hrefs  # four
+        assert 'data-column="-3"' in section
+        assert 'data-column="4"' in section
+        assert "flowchart LR" in section  # the Mermaid source, escaped as text
+        # The hostile run's values: its id is drawn in the graph, inert.
+        hostile_d = runs.hostile.lineage_for("d").output_hash
+        assert hostile_d is not None
+        hostile = await client.get("/lineage", params={"hash": hostile_d}, headers=BEARER)
+        assert "<script" not in hostile.text
+        assert "<img" not in hostile.text
+        assert "run run-&lt;/script&gt;" in hostile.text
+
+
 async def test_run_ui_serves_over_http(runs: Runs) -> None:
     async with anyio.create_task_group() as tg:
         port = await tg.start(functools.partial(run_ui, runs.url, port=0, token=TOKEN))

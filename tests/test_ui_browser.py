@@ -9,11 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 from _fixtures_browser import BrowserSession, png_pixels
-from _ui_runs import TOKEN, Runs, record_runs
-from anyio.abc import TaskStatus
+from _ui_runs import Runs, explorer_page, record_runs
 from playwright.async_api import Browser, Page
-
-from pirn_like.ui import run_ui
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -28,30 +25,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 def in_explorer(
     session: BrowserSession, runs: Runs, check: Callable[[Page, str], Awaitable[None]]
 ) -> None:
-    """Serve the explorer on the browser's loop, open it with the token once (which
-    sets the cookie) and run ``check(page, base_url)``; then assert that neither the
-    console nor the page reported an error and no dialog opened."""
+    """Serve the explorer on the browser's loop, open it signed in and run
+    ``check(page, base_url)``; then assert that neither the console nor the page
+    reported an error and no dialog opened."""
     errors: list[str] = []
 
-    async def serve(task_status: TaskStatus[int]) -> None:
-        await run_ui(runs.url, port=0, token=TOKEN, task_status=task_status)
-
     async def visit(browser: Browser) -> None:
-        async with anyio.create_task_group() as tg:
-            port = await tg.start(serve)
-            base = f"http://127.0.0.1:{port}"
-            context = await browser.new_context(viewport={"width": 1200, "height": 900})
-            page = await context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("dialog", lambda d: errors.append(f"dialog opened: {d.message}"))
+        async with explorer_page(browser, runs.url) as opened:
             try:
-                await page.goto(f"{base}/?token={TOKEN}")
-                assert page.url == f"{base}/"  # the token left the address bar
-                await check(page, base)
+                await check(opened.page, opened.base)
             finally:
-                await context.close()
-                tg.cancel_scope.cancel()
+                errors.extend(opened.errors)
 
     session.run(visit)
     assert errors == []
@@ -101,5 +85,50 @@ def test_status_filter_form_narrows_the_list(browser: BrowserSession, runs: Runs
         await page.locator('form.filters button[type="submit"]').click()
         await page.wait_for_url(f"{base}/?status=failed*")
         assert await page.locator("a.run-link").all_text_contents() == ["run-failed"]
+
+    in_explorer(browser, runs, check)
+
+
+def test_lineage_search_draws_the_whole_provenance_and_navigates_by_click(
+    browser: BrowserSession, runs: Runs
+) -> None:
+    """d's output in run-ok (the value 2) was made from run-ok's parameter (3 hops up)
+    and, as run-cron's parameter is also 2, everything run-cron derived from it lies
+    downstream (4 hops): one graph across runs, each node a link."""
+    d = runs.ok.lineage_for("d")
+    total_cron = runs.cron.lineage_for("total")
+    assert d.output_hash is not None
+    assert total_cron.output_hash is not None
+
+    async def check(page: Page, base: str) -> None:
+        await page.locator("header nav a", has_text="Lineage").click()
+        await page.locator('input[name="hash"]').fill(d.output_hash or "")
+        await page.locator('form.filters button[type="submit"]').click()
+        await page.wait_for_url(f"{base}/lineage?hash=*")
+        graph = page.locator("svg.pirn-provenance")
+        assert await graph.is_visible()
+        nodes = graph.locator("g.prov-node")
+        columns = [int(c) for c in await nodes.evaluate_all("ns => ns.map(n => n.dataset.column)")]
+        assert (min(columns), max(columns)) == (-3, 4)
+        labels = await graph.locator("g.prov-node text:first-of-type").all_text_contents()
+        assert {"param:x", "d", "check", "inc", "after", "total"} <= set(labels)
+        searched = graph.locator('g.prov-node[data-column="0"]')
+        assert await searched.get_attribute("data-id") == d.output_hash
+        assert (
+            "3 hops upstream, 4 hops downstream"
+            in await page.locator("section.provenance p.summary").inner_text()
+        )
+        # Click run-cron's total output (4 hops down): its own provenance opens.
+        far = graph.locator(f'a.prov-link:has(g[data-id="{total_cron.output_hash}"])')
+        await far.click()
+        await page.wait_for_url(f"{base}/lineage?hash=*")
+        assert await page.locator("code.searched").inner_text() == total_cron.output_hash
+        again = page.locator("svg.pirn-provenance")
+        producer = again.locator('a.prov-link:has(g[data-kind="execution"][data-column="-1"])')
+        assert await producer.count() == 1
+        # Click the execution that produced it: its knot in its run.
+        await producer.click()
+        await page.wait_for_url(f"{base}/runs/run-cron#knot-total")
+        assert await page.locator("svg.pirn-graph").is_visible()
 
     in_explorer(browser, runs, check)

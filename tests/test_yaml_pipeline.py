@@ -409,7 +409,8 @@ async def test_dump_then_load_gives_the_same_graph() -> None:
     original = _python_full()
     text = dump_pipeline(original, known_callables=KNOWN, name="full")
     jsonschema.validate(yaml.safe_load(text), pipeline_schema())
-    loaded = load_pipeline("data_store: memory://\n" + text, known_callables=KNOWN)
+    assert "data_store: memory://" in text
+    loaded = load_pipeline(text, known_callables=KNOWN)
     assert _graph(loaded) == _graph(original)
     for knot_id, k in original.knots.items():
         assert loaded[knot_id].config == k.config

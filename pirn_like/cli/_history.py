@@ -1,5 +1,6 @@
 """Commands that read a run history: ``runs``, ``show``, ``lineage`` and ``report``."""
 
+import enum
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -16,7 +17,7 @@ from pirn_like.cli._console import bad_input, out_console, print_whole, reportin
 from pirn_like.core._stored_run import stored_run_result
 from pirn_like.protocols import RunHistory
 
-__all__ = ["lineage", "report", "runs", "show"]
+__all__ = ["LineageFormat", "lineage", "report", "runs", "show"]
 
 _T = TypeVar("_T")
 HistoryURL = Annotated[
@@ -73,14 +74,32 @@ def show(
         console.print(Text(exc.traceback.rstrip(), style="dim"))
 
 
+class LineageFormat(enum.StrEnum):
+    """How ``lineage`` shows a value's provenance."""
+
+    TREE = "tree"
+    MERMAID = "mermaid"
+    SVG = "svg"
+
+
 def lineage(
     content_hash: Annotated[str, typer.Argument(help="A value's content hash.")],
     history: HistoryURL,
+    format: Annotated[
+        LineageFormat,
+        typer.Option("--format", "-f", help="tree (text), mermaid or svg (the whole graph)."),
+    ] = LineageFormat.TREE,
 ) -> None:
     """Show where a value came from (upstream) and what was derived from it (downstream)."""
     graph = _with_history(history, lambda h: h.provenance(content_hash))
     if graph.number_of_nodes() <= 1:
         bad_input(f"no lineage in this history produces or consumes {content_hash!r}")
+    if format is not LineageFormat.TREE:
+        from pirn_like.viz import mermaid_for_provenance, svg_for_provenance
+
+        draw = mermaid_for_provenance if format is LineageFormat.MERMAID else svg_for_provenance
+        typer.echo(draw(graph, content_hash).rstrip("\n"))
+        return
     root = Tree(Text(content_hash, style="bold"))
     _grow(graph, root.add("upstream (how it was made)"), content_hash, upstream=True, seen=set())
     _grow(graph, root.add("downstream (what used it)"), content_hash, upstream=False, seen=set())

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pirn_like.core._records import KnotLineage, RunRecord, RunResult, RunStatus
 from pirn_like.core._stored_run import stored_run_result
 from pirn_like.protocols import RunHistory
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "NO_TRIGGER",
@@ -121,15 +125,18 @@ class HashNeighbours:
     """Executions whose output has the hash (upstream lies through their inputs)."""
     consumers: list[KnotLineage]
     """Executions that took the hash as an input (downstream lies through their outputs)."""
+    provenance: nx.DiGraph[str]
+    """Everything upstream and downstream of the hash, over any number of hops and runs."""
 
 
 async def hash_neighbours(history: RunHistory, content_hash: str) -> HashNeighbours:
-    """Who produced and who consumed ``content_hash``."""
+    """Who produced and who consumed ``content_hash``, and its whole provenance graph."""
     if not 0 < len(content_hash) <= _MAX_HASH or not content_hash.isprintable():
         raise BadQuery(f"hash must be 1 to {_MAX_HASH} printable characters")
     return HashNeighbours(
         producers=await history.query_lineage_by_output_hash(content_hash),
         consumers=await history.query_lineage_by_input_hash(content_hash),
+        provenance=await history.provenance(content_hash),
     )
 
 

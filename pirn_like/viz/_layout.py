@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pirn_like.viz._graph import Graph
 
-__all__ = ["NODE_HEIGHT", "NODE_WIDTH", "Layout", "layered"]
+__all__ = ["NODE_HEIGHT", "NODE_WIDTH", "Layout", "grid", "layered"]
 
 NODE_WIDTH = 180
 NODE_HEIGHT = 44
@@ -37,16 +37,22 @@ def layered(graph: Graph) -> Layout:
         rows = [row[p] for p in k.parents.values() if p in row]
         row[k.id] = sum(rows) / len(rows) if rows else float(len(col))
         col.append(k.id)
+    for ids in columns.values():
+        ids.sort(key=lambda i: row[i])
+    return grid(columns)
+
+
+def grid(columns: dict[int, list[str]]) -> Layout:
+    """Boxes in columns (keys: column numbers, any start; values: ids top to bottom)."""
+    first = min(columns, default=0)
     positions: dict[str, tuple[int, int]] = {}
     for index, ids in sorted(columns.items()):
-        ids.sort(key=lambda i: row[i])
-        for r, knot_id in enumerate(ids):
-            row[knot_id] = float(r)
-            positions[knot_id] = (
-                _MARGIN + index * (NODE_WIDTH + _GAP_X),
+        for r, node_id in enumerate(ids):
+            positions[node_id] = (
+                _MARGIN + (index - first) * (NODE_WIDTH + _GAP_X),
                 _MARGIN + r * (NODE_HEIGHT + _GAP_Y),
             )
-    depth = max(columns, default=0) + 1
+    depth = max(columns, default=0) - first + 1
     tallest = max((len(ids) for ids in columns.values()), default=1)
     return Layout(
         positions=positions,

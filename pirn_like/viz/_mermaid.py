@@ -5,7 +5,7 @@ from __future__ import annotations
 from pirn_like.core._records import RunResult
 from pirn_like.viz._graph import Graph, HasPlan, graph_of_plan, graph_of_run
 
-__all__ = ["mermaid_for_run", "mermaid_for_tapestry"]
+__all__ = ["mermaid_for_run", "mermaid_for_tapestry", "mermaid_label"]
 
 # Outcome -> (class definition, mark shown in the label, so it reads without colour).
 _STYLES = {
@@ -36,10 +36,10 @@ def _flowchart(graph: Graph, *, outcomes: bool) -> str:
         label = k.id
         if outcomes and k.outcome is not None and k.outcome != "ok":
             label = f"{label} · {_STYLES[k.outcome][1]}"
-        lines.append(f'    {names[k.id]}["{_label(label)}"]')
+        lines.append(f'    {names[k.id]}["{mermaid_label(label)}"]')
     for k in graph.knots:
         for name, parent in k.parents.items():
-            lines.append(f'    {names[parent]} -->|"{_label(name)}"| {names[k.id]}')
+            lines.append(f'    {names[parent]} -->|"{mermaid_label(name)}"| {names[k.id]}')
     if outcomes:
         used = sorted({k.outcome for k in graph.knots if k.outcome is not None})
         for outcome in used:
@@ -50,7 +50,7 @@ def _flowchart(graph: Graph, *, outcomes: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _label(text: str) -> str:
+def mermaid_label(text: str) -> str:
     """``text`` safe inside a quoted Mermaid label: markup characters as entity codes."""
     out = text.replace("#", "#35;")
     for char, code in (('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("&", "#amp;")):

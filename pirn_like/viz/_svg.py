@@ -13,7 +13,15 @@ from html import escape
 from pirn_like.viz._graph import Graph, KnotView
 from pirn_like.viz._layout import NODE_HEIGHT, NODE_WIDTH, layered
 
-__all__ = ["COLOURS", "graph_svg", "outcome_of", "timeline_svg", "tooltip"]
+__all__ = [
+    "COLOURS",
+    "edge",
+    "graph_svg",
+    "outcome_of",
+    "svg_open",
+    "timeline_svg",
+    "tooltip",
+]
 
 # Outcome -> (fill, stroke); "none" is a knot drawn without a run.
 COLOURS = {
@@ -52,29 +60,46 @@ def tooltip(knot: KnotView) -> str:
     return "\n".join(lines)
 
 
+def svg_open(css_class: str, width: int, height: int) -> str:
+    """An ``<svg>`` start tag of that size, with the arrow head its edges use."""
+    return (
+        f'<svg class="{css_class}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="sans-serif" font-size="12">'
+        '<defs><marker id="pirn-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
+        'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+        '<path d="M0,0 L10,5 L0,10 z" fill="#666"/></marker></defs>'
+    )
+
+
+def edge(start: tuple[int, int], end: tuple[int, int], attributes: str) -> str:
+    """An arrow from the box at ``start`` to the box at ``end`` (top-left corners):
+    right side to left side, or looping below when ``end`` is not to the right."""
+    (x1, y1), (x2, y2) = start, end
+    sy, ey = y1 + NODE_HEIGHT // 2, y2 + NODE_HEIGHT // 2
+    if x2 > x1:
+        sx, ex = x1 + NODE_WIDTH, x2
+        mid = (sx + ex) // 2
+        d = f"M{sx},{sy} C{mid},{sy} {mid},{ey} {ex},{ey}"
+    else:  # a value a knot passed on unchanged: from its box back to the value's
+        sx, ex, low = x1 + NODE_WIDTH // 2, x2 + NODE_WIDTH // 2, max(y1, y2) + NODE_HEIGHT + 14
+        d = f"M{sx},{y1 + NODE_HEIGHT} C{sx},{low} {ex},{low} {ex},{y2 + NODE_HEIGHT}"
+    return (
+        f'<path class="edge" {attributes} d="{d}" fill="none" stroke="#888" '
+        'stroke-width="1.3" marker-end="url(#pirn-arrow)"/>'
+    )
+
+
 def graph_svg(graph: Graph) -> str:
     """The graph, left to right, in longest-path layers."""
     layout = layered(graph)
     pos = layout.positions
-    parts = [
-        f'<svg class="pirn-graph" xmlns="http://www.w3.org/2000/svg" width="{layout.width}" '
-        f'height="{layout.height}" viewBox="0 0 {layout.width} {layout.height}" '
-        'font-family="sans-serif" font-size="12">',
-        '<defs><marker id="pirn-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
-        'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
-        '<path d="M0,0 L10,5 L0,10 z" fill="#666"/></marker></defs>',
-    ]
+    parts = [svg_open("pirn-graph", layout.width, layout.height)]
     index = {k.id: i for i, k in enumerate(graph.knots)}
     for k in graph.knots:
-        x2, y2 = pos[k.id]
         for parent in dict.fromkeys(k.parents.values()):
-            x1, y1 = pos[parent]
-            sx, sy, ex, ey = x1 + NODE_WIDTH, y1 + NODE_HEIGHT // 2, x2, y2 + NODE_HEIGHT // 2
-            mid = (sx + ex) // 2
             parts.append(
-                f'<path class="edge" data-from="{index[parent]}" data-to="{index[k.id]}" '
-                f'd="M{sx},{sy} C{mid},{sy} {mid},{ey} {ex},{ey}" fill="none" stroke="#888" '
-                'stroke-width="1.3" marker-end="url(#pirn-arrow)"/>'
+                edge(pos[parent], pos[k.id], f'data-from="{index[parent]}" data-to="{index[k.id]}"')
             )
     for i, k in enumerate(graph.knots):
         x, y = pos[k.id]

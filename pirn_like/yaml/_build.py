@@ -7,7 +7,6 @@ so a malformed pipeline runs nothing and touches nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -16,172 +15,86 @@ from pirn_like._errors import BackendError, KnotDefinitionError, WiringError
 from pirn_like._tapestry import Tapestry
 from pirn_like.backends import data_store_from_url, history_from_url, store_from_url
 from pirn_like.core._config import CachePolicy, KnotConfig, RetryPolicy
-from pirn_like.core._knot import FunctionKnot, Knot, Parameter, check_knot_id, knot
-from pirn_like.nodes import Aggregator, Gate, Map, Reduce
+from pirn_like.core._knot import FunctionKnot, Knot, Parameter, knot
+from pirn_like.nodes import (
+    Aggregator,
+    Branch,
+    DictMap,
+    Gate,
+    Map,
+    Reduce,
+    Sink,
+    Source,
+    SubTapestry,
+    ZipMap,
+)
 from pirn_like.protocols import Dispatcher, Emitter
 from pirn_like.yaml._callables import CallableResolver
 from pirn_like.yaml._model import (
     AggregatorNode,
+    BranchNode,
+    DictMapNode,
     GateNode,
     KnotNode,
     MapNode,
     ParameterNode,
     Pipeline,
     ReduceNode,
+    SinkNode,
+    SourceNode,
+    SubTapestryNode,
+    ZipMapNode,
 )
-from pirn_like.yaml._source import Located, Path
-from pirn_like.yaml._types import TYPE_NAMES
+from pirn_like.yaml._source import Located
+from pirn_like.yaml._types import TYPE_NAMES, TypeSyntaxError, parse_type
 from pirn_like.yaml._validate import close_matches
+from pirn_like.yaml._wiring import (
+    ARM,
+    ClassNode,
+    ComputeNode,
+    Env,
+    at,
+    check_ids,
+    check_wiring,
+    topological,
+)
 
 __all__ = ["build_tapestry"]
 
-_ComputeNode = KnotNode | MapNode | GateNode | AggregatorNode | ReduceNode
-# The parent each node shape needs, and what it holds.
-_REQUIRED_PARENT: dict[type[Any], tuple[str, str]] = {
-    MapNode: ("over", "the node giving the list to map over"),
-    GateNode: ("input", "the node whose value the gate passes on"),
-    ReduceNode: ("of", "the node giving the list to fold"),
+# The base class a class-valued node's callable must subclass.
+_CLASS_BASES: dict[type[Any], type[Knot]] = {
+    SourceNode: Source,
+    SinkNode: Sink,
+    SubTapestryNode: SubTapestry,
 }
+# The fields naming callables, checked before anything is built.
+_CALLABLE_FIELDS = ("callable", "each", "predicate", "combine", "selector")
 
 
-@dataclass(frozen=True, slots=True)
-class _Env:
-    pipeline: Pipeline
-    located: Located
-    resolver: CallableResolver
-    dispatchers: Mapping[str, Dispatcher]
-
-
-def _at(index: int, *rest: str | int) -> Path:
-    return ("nodes", index, *rest)
-
-
-def _check_ids(env: _Env) -> dict[str, int]:
-    index: dict[str, int] = {}
-    for i, node in enumerate(env.pipeline.nodes):
-        try:
-            check_knot_id(node.id)
-        except WiringError as exc:
-            raise env.located.error(str(exc), _at(i, "id")) from None
-        if node.id in index:
-            first = env.located.mark(_at(index[node.id], "id"))
-            where = f" (first at line {first.line})" if first else ""
-            raise env.located.error(
-                f"duplicate node id {node.id!r}{where}: every node needs its own id", _at(i, "id")
-            )
-        index[node.id] = i
-    return index
-
-
-def _check_wiring(env: _Env, index: Mapping[str, int]) -> None:
-    ids = list(index)
-    for i, node in enumerate(env.pipeline.nodes):
-        if isinstance(node, ParameterNode):
-            continue
-        for name, parent in node.parents.items():
-            if parent not in index:
-                raise env.located.error(
-                    f"node {node.id!r}: parent {name!r} refers to unknown node "
-                    f"{parent!r}{close_matches(parent, ids)}",
-                    _at(i, "parents", name),
-                )
-        both = sorted(set(node.parents) & set(node.constants))
-        if both:
-            raise env.located.error(
-                f"node {node.id!r}: input {both[0]!r} is given both in parents and constants",
-                _at(i, "constants", both[0]),
-                key=True,
-            )
-        required = _REQUIRED_PARENT.get(type(node))
-        if required and required[0] not in node.parents:
-            raise env.located.error(
-                f"{node.type} node {node.id!r} needs parents.{required[0]}: the id of "
-                f"{required[1]}",
-                _at(i),
-            )
-        if isinstance(node, AggregatorNode) and not node.parents:
-            raise env.located.error(
-                f"aggregator node {node.id!r} needs at least one entry in parents", _at(i)
-            )
-        if node.cache is not False and env.pipeline.data_store is None:
-            raise env.located.error(
-                f"node {node.id!r}: cache replays outputs from a data store: set data_store "
-                "at the top level (e.g. memory:// or file:///path/to/values)",
-                _at(i, "cache"),
-                key=True,
-            )
-        if node.dispatcher is not None and node.dispatcher not in env.dispatchers:
-            raise env.located.error(
-                f"node {node.id!r}: unknown dispatcher {node.dispatcher!r}"
-                f"{close_matches(node.dispatcher, list(env.dispatchers))}; pass it to "
-                f"load_pipeline(dispatchers={{{node.dispatcher!r}: ...}}) (given: "
-                f"{sorted(env.dispatchers) or 'none'})",
-                _at(i, "dispatcher"),
-            )
-
-
-def _topological(env: _Env, index: Mapping[str, int]) -> list[int]:
-    """Node indexes, parents first; a ring is reported at its first node."""
-    order: list[int] = []
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    nodes = env.pipeline.nodes
-
-    def parents_of(node_id: str) -> list[str]:
-        node = nodes[index[node_id]]
-        return [] if isinstance(node, ParameterNode) else list(node.parents.values())
-
-    for root in index:
-        stack: list[tuple[str, list[str]]] = []
-        if state.get(root) == 2:
-            continue
-        state[root] = 1
-        stack.append((root, parents_of(root)))
-        while stack:
-            current, pending = stack[-1]
-            if not pending:
-                stack.pop()
-                state[current] = 2
-                order.append(index[current])
-                continue
-            nxt = pending.pop()
-            if state.get(nxt) == 1:
-                path = [n for n, _ in stack]
-                ring = path[path.index(nxt) :]  # each node reads the next one
-                start = min(range(len(ring)), key=lambda k: index[ring[k]])
-                ring = ring[start:] + ring[:start]
-                shown = " -> ".join([*ring, ring[0]])
-                raise env.located.error(
-                    f"the pipeline has a cycle (each node reads the next): {shown}; "
-                    "a node cannot depend on itself",
-                    _at(index[ring[0]], "parents"),
-                    key=True,
-                )
-            if state.get(nxt) is None:
-                state[nxt] = 1
-                stack.append((nxt, parents_of(nxt)))
-    return order
-
-
-def _parameter_spec(env: _Env, i: int, node: ParameterNode) -> tuple[Any, bool]:
+def _parameter_spec(env: Env, i: int, node: ParameterNode) -> tuple[Any, bool]:
     """The parameter's type and whether it has a default, checked."""
-    tp = TYPE_NAMES.get(node.type_)
-    if tp is None:
+    try:
+        tp = parse_type(node.type_)
+    except TypeSyntaxError as exc:
+        names = [*TYPE_NAMES, "None", "Optional", "Literal"]
         raise env.located.error(
             f"parameter {node.id!r}: unknown type_ {node.type_!r}"
-            f"{close_matches(node.type_, list(TYPE_NAMES))}; expected one of: "
-            f"{', '.join(TYPE_NAMES)}",
-            _at(i, "type_"),
-        )
+            f"{close_matches(node.type_, names) if node.type_.isidentifier() else ''}: "
+            f"{exc}; expected a name ({', '.join(TYPE_NAMES)}) "
+            "or an expression over them: list[int], dict[str, float], tuple[int, ...], "
+            "int | None, Optional[int], Literal['a', 'b']",
+            at(i, "type_"),
+        ) from None
     given = "default" in node.model_fields_set
     has_default = given if node.has_default is None else node.has_default
     if has_default and not given:
         raise env.located.error(
-            f"parameter {node.id!r} has has_default: true but no default", _at(i, "has_default")
+            f"parameter {node.id!r} has has_default: true but no default", at(i, "has_default")
         )
     if given and not has_default:
         raise env.located.error(
             f"parameter {node.id!r} has a default but has_default: false; drop one of them",
-            _at(i, "default"),
+            at(i, "default"),
         )
     if has_default and node.default is not None:
         try:
@@ -190,12 +103,12 @@ def _parameter_spec(env: _Env, i: int, node: ParameterNode) -> tuple[Any, bool]:
             raise env.located.error(
                 f"parameter {node.id!r}: default {node.default!r} is not a valid "
                 f"{node.type_}: {exc.errors()[0]['msg']}",
-                _at(i, "default"),
+                at(i, "default"),
             ) from None
     return tp, has_default
 
 
-def _parameter(env: _Env, i: int, node: ParameterNode, t: Tapestry) -> Parameter:
+def _parameter(env: Env, i: int, node: ParameterNode, t: Tapestry) -> Parameter:
     tp, has_default = _parameter_spec(env, i, node)
     if has_default:
         return Parameter(
@@ -204,7 +117,17 @@ def _parameter(env: _Env, i: int, node: ParameterNode, t: Tapestry) -> Parameter
     return Parameter(node.id, tp, description=node.description, tapestry=t)
 
 
-def _config(node: _ComputeNode) -> KnotConfig:
+def _retry(env: Env, i: int, node: ComputeNode) -> RetryPolicy | None:
+    if node.retry is None:
+        return None
+    retry_on = tuple(
+        env.resolver.resolve_exception(name, at(i, "retry", "retry_on", k))
+        for k, name in enumerate(node.retry.retry_on)
+    )
+    return RetryPolicy(**node.retry.model_dump(exclude={"retry_on"}), retry_on=retry_on)
+
+
+def _config(env: Env, i: int, node: ComputeNode) -> KnotConfig:
     cache = node.cache
     policy: CachePolicy | None = (
         (CachePolicy() if cache else None)
@@ -217,7 +140,7 @@ def _config(node: _ComputeNode) -> KnotConfig:
         validate_io=node.validate_io,
         description=node.description,
         tags=frozenset(node.tags),
-        retry=RetryPolicy(**node.retry.model_dump()) if node.retry else None,
+        retry=_retry(env, i, node),
         timeout=node.timeout,
         max_concurrency=node.max_concurrency,
         cache=policy,
@@ -233,17 +156,35 @@ def _plain(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Builder:
-    def __init__(self, env: _Env, tapestry: Tapestry) -> None:
+    def __init__(self, env: Env, tapestry: Tapestry) -> None:
         self.env = env
         self.tapestry = tapestry
         self.built: dict[str, Knot] = {}
         self.knot_classes: dict[int, type[Knot]] = {}
 
-    def callable_of(self, i: int, field: str, name: str) -> Callable[..., Any]:
-        return self.env.resolver.resolve(name, _at(i, field))
+    def reference(self, ref: str) -> Knot:
+        """The knot a (checked) parent reference names, a branch arm included."""
+        arm = ARM.match(ref)
+        if arm and ref not in self.built:
+            branch = self.built[arm["branch"]]
+            assert isinstance(branch, Branch)
+            return branch[arm["tag"]]
+        return self.built[ref]
 
-    def knot_class(self, i: int, node: KnotNode) -> type[Knot]:
+    def callable_of(self, i: int, field: str, name: str) -> Callable[..., Any]:
+        return self.env.resolver.resolve(name, at(i, field))
+
+    def knot_class(self, i: int, node: ClassNode) -> type[Knot]:
         target = self.callable_of(i, "callable", node.callable)
+        base = _CLASS_BASES.get(type(node))
+        if base is not None and not (isinstance(target, type) and issubclass(target, base)):
+            shown = getattr(target, "__name__", repr(target))
+            raise self.env.located.error(
+                f"{node.type} node {node.id!r}: callable {node.callable!r} is {shown}, not a "
+                f"subclass of {base.__name__}; write a {base.__name__} subclass (or use "
+                "type: knot)",
+                at(i, "callable"),
+            )
         if isinstance(target, type):
             if issubclass(target, Knot) and not issubclass(target, Parameter):
                 return target
@@ -251,33 +192,54 @@ class _Builder:
                 f"node {node.id!r}: callable {node.callable!r} is the class "
                 f"{target.__qualname__}; a knot runs an @knot function, a Knot subclass or "
                 "a plain function",
-                _at(i, "callable"),
+                at(i, "callable"),
             )
         cls = self.knot_classes.get(id(target))
         if cls is None:
             cls = self.knot_classes[id(target)] = knot(target)
         return cls
 
-    def build(self, i: int, node: ParameterNode | _ComputeNode) -> Knot:
+    def fan_out(
+        self,
+        i: int,
+        node: MapNode | ZipMapNode | DictMapNode,
+        cfg: KnotConfig,
+        inputs: dict[str, Any],
+    ) -> Knot:
+        """A Map, ZipMap or DictMap: ``each`` run per item, the rest as for any knot."""
+        common: dict[str, Any] = {
+            "each": self.callable_of(i, "each", node.each),
+            "max_concurrency": node.item_concurrency,
+            "_config": cfg,
+            "tapestry": self.tapestry,
+            **inputs,
+        }
+        match node:
+            case ZipMapNode():
+                over = {n: self.reference(p) for n, p in node.over.items()}
+                return ZipMap(over=over, **common)
+            case DictMapNode():
+                return DictMap(bind=node.bind, key_bind=node.key_bind, **common)
+            case MapNode():
+                return Map(bind=node.bind, **common)
+
+    def build(self, i: int, node: ParameterNode | ComputeNode) -> Knot:
         t = self.tapestry
         if isinstance(node, ParameterNode):
             return _parameter(self.env, i, node, t)
-        inputs: dict[str, Any] = {n: self.built[p] for n, p in node.parents.items()}
+        inputs: dict[str, Any] = {n: self.reference(p) for n, p in node.parents.items()}
         inputs.update(node.constants)
-        cfg = _config(node)
+        cfg = _config(self.env, i, node)
         try:
             match node:
-                case KnotNode():
+                case KnotNode() | SourceNode() | SinkNode() | SubTapestryNode():
                     return self.knot_class(i, node)(_config=cfg, tapestry=t, **inputs)
-                case MapNode():
-                    each = self.callable_of(i, "each", node.each)
-                    return Map(
-                        each=each,
-                        bind=node.bind,
-                        max_concurrency=node.item_concurrency,
-                        _config=cfg,
-                        tapestry=t,
-                        **inputs,
+                case ZipMapNode() | DictMapNode() | MapNode():
+                    return self.fan_out(i, node, cfg, inputs)
+                case BranchNode():
+                    selector = _plain(self.callable_of(i, "selector", node.selector))
+                    return Branch(
+                        selector=selector, branches=node.branches, _config=cfg, tapestry=t, **inputs
                     )
                 case GateNode():
                     predicate = _plain(self.callable_of(i, "predicate", node.predicate))
@@ -291,10 +253,10 @@ class _Builder:
                         inputs["initial"] = node.initial
                     return Reduce(combine=combine, _config=cfg, tapestry=t, **inputs)
         except (WiringError, KnotDefinitionError, TypeError) as exc:
-            raise self.env.located.error(f"node {node.id!r}: {exc}", _at(i)) from exc
+            raise self.env.located.error(f"node {node.id!r}: {exc}", at(i)) from exc
 
 
-def _backend(env: _Env, key: str, url: str | None, make: Callable[[str], Any]) -> Any:
+def _backend(env: Env, key: str, url: str | None, make: Callable[[str], Any]) -> Any:
     if url is None:
         return None
     try:
@@ -315,17 +277,19 @@ def build_tapestry(
 ) -> Tapestry:
     """The Tapestry the pipeline describes (not opened: backends open on first run)."""
     resolver = CallableResolver(known_callables, loose=loose, located=located)
-    env = _Env(pipeline, located, resolver, dispatchers)
-    index = _check_ids(env)
-    _check_wiring(env, index)
-    order = _topological(env, index)
+    env = Env(pipeline, located, resolver, dispatchers)
+    index = check_ids(env)
+    check_wiring(env, index)
+    order = topological(env, index)
     for i, node in enumerate(pipeline.nodes):  # all checked before any backend is made
         if isinstance(node, ParameterNode):
             _parameter_spec(env, i, node)
-        for field in ("callable", "each", "predicate", "combine"):
+        for field in _CALLABLE_FIELDS:
             name = getattr(node, field, None)
             if isinstance(name, str):
-                resolver.resolve(name, _at(i, field))
+                resolver.resolve(name, at(i, field))
+        if not isinstance(node, ParameterNode):
+            _retry(env, i, node)
     tapestry = Tapestry(
         store=_backend(env, "store", pipeline.store, store_from_url),
         history=_backend(env, "history", pipeline.history, history_from_url),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import re
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ __all__ = ["CallableResolver"]
 # ``package.module:attr.attr`` or ``package.module.attr``: identifiers only, so a
 # reference can name an importable object but never carry code.
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_IDENT_ONLY = re.compile(rf"{_IDENT}\Z")
 _REF = re.compile(rf"(?P<module>{_IDENT}(?:\.{_IDENT})*)(?::(?P<attr>{_IDENT}(?:\.{_IDENT})*))?\Z")
 
 
@@ -28,8 +30,9 @@ class CallableResolver:
         self.loose = loose
         self.located = located
 
-    def resolve(self, name: str, path: Path) -> Callable[..., Any]:
-        """The callable named ``name`` (found at ``path`` in the YAML)."""
+    def resolve(self, name: str, path: Path, *, noun: str = "callable") -> Callable[..., Any]:
+        """The callable named ``name`` (found at ``path`` in the YAML; ``noun`` names
+        what it is for in messages)."""
         found = self.known.get(name)
         if found is not None:
             return found
@@ -37,17 +40,33 @@ class CallableResolver:
         if not self.loose:
             if looks_dotted:
                 raise self.located.error(
-                    f"callable {name!r} is an import path, refused in strict mode: add it to "
+                    f"{noun} {name!r} is an import path, refused in strict mode: add it to "
                     "known_callables, or set allow_callable_refs: true at the top level "
                     "(only for YAML written by trusted developers)",
                     path,
                 )
             raise self.located.error(
-                f"unknown callable {name!r}{close_matches(name, list(self.known))}; "
+                f"unknown {noun} {name!r}{close_matches(name, list(self.known))}; "
                 f"known_callables has: {', '.join(sorted(self.known)) or '(none)'}",
                 path,
             )
         return self._import(name, path)
+
+    def resolve_exception(self, name: str, path: Path) -> type[BaseException]:
+        """The exception class ``name`` names: a builtin exception (``ValueError``), a
+        class in ``known_callables``, or in loose mode an importable one."""
+        builtin = getattr(builtins, name, None) if _IDENT_ONLY.match(name) else None
+        found: object = builtin if name not in self.known and builtin is not None else None
+        if found is None:
+            found = self.resolve(name, path, noun="retry_on exception")
+        if not (isinstance(found, type) and issubclass(found, BaseException)):
+            raise self.located.error(
+                f"retry_on {name!r} is not an exception class (got {type(found).__name__}); "
+                "name a builtin exception such as ValueError, or an exception class in "
+                "known_callables",
+                path,
+            )
+        return found
 
     def _import(self, name: str, path: Path) -> Callable[..., Any]:
         match = _REF.match(name)

@@ -2,8 +2,9 @@
 
 A pipeline names its nodes; a node's ``parents`` maps each input name to the id of the
 node feeding it, and ``constants`` gives fixed inputs. Callables (``callable``,
-``each``, ``predicate``, ``combine``) are names looked up in ``known_callables``, or in
-loose mode (``allow_callable_refs: true``) import paths such as ``package.module:name``.
+``each``, ``predicate``, ``combine``, ``selector``) are names looked up in
+``known_callables``, or in loose mode (``allow_callable_refs: true``) import paths
+such as ``package.module:name``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pirn_like.core._config import ErrorPolicy
 
 __all__ = [
     "AggregatorNode",
+    "BranchNode",
     "CacheSpec",
     "CronTriggerSpec",
+    "DictMapNode",
     "FileWatchTriggerSpec",
     "GateNode",
     "KafkaTriggerSpec",
@@ -29,9 +32,13 @@ __all__ = [
     "ReduceNode",
     "RetrySpec",
     "ServiceSpec",
+    "SinkNode",
+    "SourceNode",
+    "SubTapestryNode",
     "TriggerSpec",
     "ValKeyTriggerSpec",
     "WebhookTriggerSpec",
+    "ZipMapNode",
 ]
 
 
@@ -40,13 +47,18 @@ class _Strict(BaseModel):
 
 
 class RetrySpec(_Strict):
-    """``retry:`` of a node: a ``RetryPolicy`` retrying on any ``Exception``."""
+    """``retry:`` of a node: a ``RetryPolicy`` (by default retrying on any ``Exception``)."""
 
     attempts: Annotated[int, Field(ge=1)] = 3
     initial_delay: Annotated[float, Field(ge=0)] = 0.1
     multiplier: Annotated[float, Field(ge=1)] = 2.0
     max_delay: Annotated[float, Field(ge=0)] = 30.0
     jitter: Annotated[float, Field(ge=0)] = 0.1
+    retry_on: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: ["Exception"],
+        description="exception classes to retry: builtin names (ValueError), names in "
+        "known_callables, or in loose mode import paths (package.module:Error)",
+    )
 
 
 class CacheSpec(_Strict):
@@ -61,7 +73,11 @@ class ParameterNode(_Strict):
 
     type: Literal["parameter"]
     id: str
-    type_: str = Field(default="object", description="a type name: int, float, str, bool, ...")
+    type_: str = Field(
+        default="object",
+        description="a type name (int, float, str, bool, date, ...) or an expression over "
+        "them: list[int], dict[str, float], tuple[int, ...], int | None, Literal['a', 'b']",
+    )
     has_default: bool | None = None
     default: Any = None
     description: str = ""
@@ -86,11 +102,33 @@ class _KnotFields(_Strict):
     dispatcher: str | None = None
 
 
-class KnotNode(_KnotFields):
+class _ClassNode(_KnotFields):
+    callable: str
+
+
+class KnotNode(_ClassNode):
     """A knot running ``callable`` (an ``@knot`` function, a Knot class or a function)."""
 
     type: Literal["knot"]
-    callable: str
+
+
+class SourceNode(_ClassNode):
+    """A ``Source`` subclass named by ``callable``: constants only, no parents."""
+
+    type: Literal["source"]
+
+
+class SinkNode(_ClassNode):
+    """A ``Sink`` subclass named by ``callable``: a terminal that pushes values out."""
+
+    type: Literal["sink"]
+
+
+class SubTapestryNode(_ClassNode):
+    """A ``SubTapestry`` subclass named by ``callable``: its ``process`` builds an inner
+    pipeline from its inputs, run as a child run."""
+
+    type: Literal["sub_tapestry"]
 
 
 class MapNode(_KnotFields):
@@ -100,6 +138,36 @@ class MapNode(_KnotFields):
     each: str
     bind: str | None = None
     item_concurrency: Annotated[int | None, Field(ge=1)] = None
+
+
+class ZipMapNode(_KnotFields):
+    """``ZipMap``: run ``each`` over several lists in lock-step; ``over`` maps each
+    input name of ``each`` to the id of the node giving its list."""
+
+    type: Literal["zip_map"]
+    each: str
+    over: Annotated[dict[str, str], Field(min_length=1)]
+    item_concurrency: Annotated[int | None, Field(ge=1)] = None
+
+
+class DictMapNode(_KnotFields):
+    """``DictMap``: run ``each`` once per value of the dict from ``parents.over``;
+    ``bind`` takes the value, ``key_bind`` (optional) the key."""
+
+    type: Literal["dict_map"]
+    each: str
+    bind: str | None = None
+    key_bind: str | None = None
+    item_concurrency: Annotated[int | None, Field(ge=1)] = None
+
+
+class BranchNode(_KnotFields):
+    """``Branch``: ``selector(parents.input)`` names one of ``branches``; other nodes
+    read an arm as ``<branch id>[<tag>]`` in their ``parents``."""
+
+    type: Literal["branch"]
+    selector: str
+    branches: Annotated[list[str], Field(min_length=1)]
 
 
 class GateNode(_KnotFields):
@@ -125,14 +193,31 @@ class ReduceNode(_KnotFields):
 
 
 Node = Annotated[
-    ParameterNode | KnotNode | MapNode | GateNode | AggregatorNode | ReduceNode,
+    ParameterNode
+    | KnotNode
+    | SourceNode
+    | SinkNode
+    | SubTapestryNode
+    | MapNode
+    | ZipMapNode
+    | DictMapNode
+    | BranchNode
+    | GateNode
+    | AggregatorNode
+    | ReduceNode,
     Field(discriminator="type"),
 ]
 
 NODE_MODELS: dict[str, type[BaseModel]] = {
     "parameter": ParameterNode,
     "knot": KnotNode,
+    "source": SourceNode,
+    "sink": SinkNode,
+    "sub_tapestry": SubTapestryNode,
     "map": MapNode,
+    "zip_map": ZipMapNode,
+    "dict_map": DictMapNode,
+    "branch": BranchNode,
     "gate": GateNode,
     "aggregator": AggregatorNode,
     "reduce": ReduceNode,
