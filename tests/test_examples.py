@@ -27,6 +27,8 @@ EXPECTED: dict[str, str] = {
     "service.py": "dead letters: ['builtins.ValueError']",
     "file_flows.py": "c.json was made by mirror[c.csv]",
     "lakehouse.py": "report linked to its snapshot: True",
+    "event_store.py": "February salary: 100 as known before the fix, 110 as known now",
+    "bridge_push.py": "3 events delivered, 1 resend dropped by Idempotency-Key, cursor at seq 3",
 }
 # Examples that talk to a Kafka broker get the session's (PIRN_LIKE_KAFKA).
 NEEDS_KAFKA = {"service.py"}

@@ -17,7 +17,7 @@ from pirn_like.backends._sql import SerialSession
 if TYPE_CHECKING:
     import aiosqlite
 
-__all__ = ["SQLiteConnection", "open_sqlite"]
+__all__ = ["SQLiteConnection", "open_sqlite", "use_wal"]
 
 
 async def open_sqlite(path: str, *, busy_timeout: float, owner: str) -> SerialSession:
@@ -53,19 +53,24 @@ async def open_sqlite(path: str, *, busy_timeout: float, owner: str) -> SerialSe
         SQLiteConnection(conn), begin="BEGIN IMMEDIATE", errors=(sqlite3.Error,)
     )
     async with closing_on_error(session.aclose):
-        # Switching a fresh file to WAL can fail at once with "database is locked" while
-        # another connection does the same (SQLite skips the busy handler there).
-        async for attempt in tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(_is_locked),
-            stop=tenacity.stop_after_delay(busy_timeout),
-            wait=tenacity.wait_exponential(multiplier=0.005, max=0.2),
-            sleep=anyio.sleep,
-            reraise=True,
-        ):
-            with attempt:
-                await session.fetch("PRAGMA journal_mode = WAL")
-        await session.fetch("PRAGMA synchronous = NORMAL")
+        await use_wal(session, busy_timeout=busy_timeout)
     return session
+
+
+async def use_wal(session: SerialSession, *, busy_timeout: float) -> None:
+    """Switch the session's file to WAL mode (readers never wait for the writer)."""
+    # Switching a fresh file to WAL can fail at once with "database is locked" while
+    # another connection does the same (SQLite skips the busy handler there).
+    async for attempt in tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception(_is_locked),
+        stop=tenacity.stop_after_delay(busy_timeout),
+        wait=tenacity.wait_exponential(multiplier=0.005, max=0.2),
+        sleep=anyio.sleep,
+        reraise=True,
+    ):
+        with attempt:
+            await session.fetch("PRAGMA journal_mode = WAL")
+    await session.fetch("PRAGMA synchronous = NORMAL")
 
 
 def _is_locked(exc: BaseException) -> bool:

@@ -7,9 +7,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Self
 
-import anyio
-
-from pirn_like._errors import ClosedResourceError, MissingExtraError
+from pirn_like._errors import ClosedResourceError
+from pirn_like.backends._http import MAX_BACKOFF, check_post_options, http_client, post_retrying
 from pirn_like.core._events import KnotFinished, RunEvent, RunFinished
 from pirn_like.core._records import RunStatus
 from pirn_like.core._results import Outcome
@@ -25,7 +24,6 @@ EventFilter = Callable[[RunEvent], bool]
 
 _FAILED_RUNS = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED})
 _FAILED_KNOTS = frozenset({Outcome.ERR, Outcome.CANCELLED})
-_MAX_BACKOFF = 30.0
 
 
 class WebhookEmitter:
@@ -61,12 +59,7 @@ class WebhookEmitter:
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"WebhookEmitter needs an http(s) URL, got {url!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, not {timeout!r}")
-        if retries < 0 or backoff < 0:
-            raise ValueError(f"retries and backoff must not be negative: {retries!r}, {backoff!r}")
+        check_post_options("WebhookEmitter", url, timeout, retries, backoff)
         self.url = url
         self.only_failures = only_failures
         self.timeout = timeout
@@ -81,7 +74,7 @@ class WebhookEmitter:
         self.emit_timeout = (
             1.0
             + (retries + 1) * timeout
-            + sum(min(backoff * 2**i, _MAX_BACKOFF) for i in range(retries))
+            + sum(min(backoff * 2**i, MAX_BACKOFF) for i in range(retries))
         )
 
     def __repr__(self) -> str:
@@ -90,12 +83,8 @@ class WebhookEmitter:
     async def __aenter__(self) -> Self:
         if self._client is not None:
             raise RuntimeError(f"{self!r} is already open")
-        try:
-            import httpx
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise MissingExtraError("WebhookEmitter", "webhook", "httpx") from exc
-        self._client = httpx.AsyncClient(
-            timeout=self.timeout, follow_redirects=False, transport=self._transport
+        self._client = http_client(
+            "WebhookEmitter", timeout=self.timeout, transport=self._transport
         )
         return self
 
@@ -130,37 +119,16 @@ class WebhookEmitter:
         await self._post(client, body, {**self._headers, "Idempotency-Key": key})
 
     async def _post(self, client: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> None:
-        import httpx
-        import tenacity
-
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.retries + 1),
-            wait=tenacity.wait_exponential(multiplier=self.backoff, max=_MAX_BACKOFF),
-            retry=tenacity.retry_if_exception(_retryable),
-            sleep=anyio.sleep,
-            reraise=True,
+        await post_retrying(
+            client,
+            self.url,
+            body,
+            headers,
+            signature=self._signature,
+            retries=self.retries,
+            backoff=self.backoff,
+            sender=repr(self),
         )
-        async for attempt in retrying:
-            with attempt:
-                signed = self._signature.sign(body) if self._signature is not None else {}
-                response = await client.post(self.url, content=body, headers={**headers, **signed})
-                try:
-                    response.raise_for_status()
-                except httpx.HTTPStatusError as exc:
-                    raise httpx.HTTPStatusError(
-                        f"{self!r}: the receiver answered {response.status_code} "
-                        f"{response.reason_phrase}",
-                        request=exc.request,
-                        response=response,
-                    ) from None
-
-
-def _retryable(exc: BaseException) -> bool:
-    import httpx
-
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code >= 500
-    return isinstance(exc, httpx.TransportError)
 
 
 def _selector(events: Iterable[type[RunEvent] | str] | EventFilter) -> EventFilter:
