@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import datetime as dt
 import enum
+import hashlib
 import math
 import os
 import re
@@ -119,6 +120,14 @@ def test_equal_values_hash_equal() -> None:
 def test_ints_of_any_size_and_sign() -> None:
     ints = [*range(-300, 301), 2**63, -(2**63), 2**64, 2**200, -(2**200), 255, -1]
     assert all_distinct(list(dict.fromkeys(ints)))
+
+
+def test_a_dict_with_several_nan_keys_hashes_whatever_its_order() -> None:
+    first, second = float("nan"), float("nan")
+    assert content_hash({first: "b", second: "a"}) == content_hash({second: "a", first: "b"})
+    assert content_hash({first: "b", second: "a"}) == (
+        "sha256:" + hashlib.sha256(canonical_bytes({second: "a", first: "b"})).hexdigest()
+    )
 
 
 def test_every_nan_is_the_same_value() -> None:

@@ -37,14 +37,16 @@ __all__ = ["Codec", "CodecRegistry", "default_codecs", "register_codec"]
 
 
 class _Encoded:
-    """Bytes a built-in codec already wrote in the hasher's canonical encoding: the hasher
-    takes them as they are. Only for encodings equal, byte for byte, to what the hasher
-    would write for the plain value (a list of a million strings, built in bulk)."""
+    """An encoding a built-in codec already wrote in the hasher's canonical form (``head``
+    then ``body``): the hasher takes it as it is. Only for encodings equal, byte for byte,
+    to what the hasher would write for the plain value (a list of a million strings,
+    built in bulk)."""
 
-    __slots__ = ("data",)
+    __slots__ = ("body", "head")
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    def __init__(self, head: bytes, body: bytes | memoryview) -> None:
+        self.head = head
+        self.body = body
 
 
 _NATIVE_TYPES: frozenset[type] = frozenset(
@@ -393,12 +395,12 @@ def _arrow_varlength_list(array: Any, large: Any, tag: bytes) -> _Encoded:
     joined = pc.binary_join_element_wise(head_array, values, pa.scalar(b"", pa.large_binary()))
     if values.null_count:
         joined = joined.fill_null(b"N")
-    body = b""
+    body: bytes | memoryview = b""
     if n:
         _, offsets_buffer, data_buffer = joined.buffers()
         offsets = np.frombuffer(offsets_buffer, np.int64, count=n + 1, offset=joined.offset * 8)
         body = memoryview(data_buffer)[int(offsets[0]) : int(offsets[-1])]
-    return _Encoded(b"".join((b"l", n.to_bytes(8, "big"), body)))
+    return _Encoded(b"l" + n.to_bytes(8, "big"), body)
 
 
 _INSTALLERS: dict[str, Callable[[CodecRegistry], None]] = {

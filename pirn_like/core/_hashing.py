@@ -48,6 +48,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from functools import partial
 from hashlib import sha256
+from operator import itemgetter
 from pathlib import PurePath
 from typing import Any
 
@@ -84,13 +85,21 @@ _timedelta = struct.Struct(">iII").pack
 _CANONICAL_NAN = bytes.fromhex("7ff8000000000000")
 
 
+_BIG = 1 << 16
+"""Parts at least this long go to sha256 as they are, never copied into a joined buffer."""
+
+
 class _Context:
-    __slots__ = ("active", "codecs")
+    __slots__ = ("active", "big", "codecs", "out")
 
     def __init__(self, codecs: CodecRegistry) -> None:
         self.codecs = codecs
         self.active: set[int] = set()
         """ids of the containers being encoded, to catch cycles."""
+        self.out: list[bytes | bytearray | memoryview] = []
+        """The encoding so far, in parts: containers append their children's in place."""
+        self.big: list[int] = []
+        """Positions in ``out`` of parts of at least ``_BIG`` bytes."""
 
     def enter(self, value: object) -> None:
         key = id(value)
@@ -100,6 +109,14 @@ class _Context:
                 "itself (or a codec's reduce returned its own input)"
             )
         self.active.add(key)
+
+    def put_large(self, head: bytes, data: bytes | bytearray | memoryview) -> None:
+        """Append ``head`` then ``data``, keeping a large ``data`` out of later copies."""
+        out = self.out
+        out.append(head)
+        if len(data) >= _BIG:
+            self.big.append(len(out))
+        out.append(data)
 
 
 def _float_bits(value: float) -> bytes:
@@ -120,14 +137,6 @@ def _enc_str(value: str) -> bytes:
     return _text(b"s", value)
 
 
-def _enc_bytes(value: bytes) -> bytes:
-    return b"y" + _length(len(value)) + value
-
-
-def _enc_bytearray(value: bytearray) -> bytes:
-    return b"Y" + _length(len(value)) + value
-
-
 _LEAF: dict[type, Callable[[Any], bytes]] = {
     type(None): lambda _: b"N",
     bool: lambda v: b"T" if v else b"F",
@@ -135,120 +144,197 @@ _LEAF: dict[type, Callable[[Any], bytes]] = {
     float: lambda v: b"f" + _float_bits(v),
     complex: lambda v: b"c" + _float_bits(v.real) + _float_bits(v.imag),
     str: _enc_str,
-    bytes: _enc_bytes,
-    bytearray: _enc_bytearray,
     _dt.datetime: lambda v: _text(b"M", v.isoformat()),
     _dt.date: lambda v: _text(b"a", v.isoformat()),
     _dt.time: lambda v: _text(b"h", v.isoformat()),
     _dt.timedelta: lambda v: b"r" + _timedelta(v.days, v.seconds, v.microseconds),
     decimal.Decimal: lambda v: _text(b"m", str(v)),
     uuid.UUID: lambda v: b"u" + v.bytes,
-    _Encoded: lambda v: v.data,
 }
-"""Encoders of the natively handled types without children."""
+"""Encoders of the natively handled types without children (small: returned whole)."""
 
 
-def _sequence(tag: bytes, parts: list[bytes]) -> bytes:
-    return b"".join([tag, _length(len(parts)), *parts])
+def _put_bytes(value: bytes, ctx: _Context) -> None:
+    ctx.put_large(b"y" + _length(len(value)), value)
 
 
-def _enc_list(value: list[Any], ctx: _Context) -> bytes:
+def _put_bytearray(value: bytearray, ctx: _Context) -> None:
+    ctx.put_large(b"Y" + _length(len(value)), value)
+
+
+def _put_encoded(value: _Encoded, ctx: _Context) -> None:
+    ctx.put_large(value.head, value.body)
+
+
+def _put_items(items: Iterable[Any], ctx: _Context) -> None:
+    out = ctx.out
+    for item in items:
+        leaf = _LEAF.get(type(item))  # inlined for leaves: most items are
+        if leaf is not None:
+            out.append(leaf(item))
+        else:
+            _put(item, ctx)
+
+
+def _put_list(value: list[Any], ctx: _Context) -> None:
     ctx.enter(value)
-    parts = [_encode(item, ctx) for item in value]
+    ctx.out.append(b"l" + _length(len(value)))
+    _put_items(value, ctx)
     ctx.active.remove(id(value))
-    return _sequence(b"l", parts)
 
 
-def _enc_tuple(value: tuple[Any, ...], ctx: _Context) -> bytes:
+def _put_tuple(value: tuple[Any, ...], ctx: _Context) -> None:
     # Only a mutable container can close a cycle through a tuple, and that one is tracked.
-    return _sequence(b"t", [_encode(item, ctx) for item in value])
+    ctx.out.append(b"t" + _length(len(value)))
+    _put_items(value, ctx)
 
 
-def _enc_dict(value: dict[Any, Any], ctx: _Context) -> bytes:
+def _put_dict(value: dict[Any, Any], ctx: _Context) -> None:
     ctx.enter(value)
-    # Keys encode prefix-free, so sorting key+value bytes sorts by key first.
-    parts = sorted([_encode(k, ctx) + _encode(v, ctx) for k, v in value.items()])
+    # Entries in the order of their keys' bytes: keys encode prefix-free, so while they
+    # differ this is the order of the entries' bytes, and values need not be encoded apart.
+    entries: list[tuple[bytes, Any]] = []
+    str_keys = True
+    for key, item in value.items():
+        if type(key) is str:
+            entries.append((_enc_str(key), item))
+        else:
+            str_keys = False
+            entries.append((_encode(key, ctx), item))
+    out = ctx.out
+    out.append(b"d" + _length(len(entries)))
+    if str_keys:
+        entries.sort()  # distinct strings encode apart: tuples compare by their key alone
+    else:
+        entries.sort(key=_key_bytes)
+        if len({key for key, _ in entries}) < len(entries):
+            # Distinct keys that encode alike (NaNs): the values' bytes decide their order.
+            out.extend(sorted([key + _encode(item, ctx) for key, item in entries]))
+            ctx.active.remove(id(value))
+            return
+    for key, item in entries:
+        out.append(key)
+        leaf = _LEAF.get(type(item))
+        if leaf is not None:
+            out.append(leaf(item))
+        else:
+            _put(item, ctx)
     ctx.active.remove(id(value))
-    return _sequence(b"d", parts)
 
 
-def _enc_set(value: set[Any], ctx: _Context) -> bytes:
-    return _sequence(b"S", sorted([_encode(item, ctx) for item in value]))
+_key_bytes = itemgetter(0)
 
 
-def _enc_frozenset(value: frozenset[Any], ctx: _Context) -> bytes:
-    return _sequence(b"z", sorted([_encode(item, ctx) for item in value]))
+def _put_set(value: set[Any], ctx: _Context) -> None:
+    _put_sorted(b"S", value, ctx)
 
 
-_CONTAINERS: dict[type, Callable[[Any, _Context], bytes]] = {
-    list: _enc_list,
-    tuple: _enc_tuple,
-    dict: _enc_dict,
-    set: _enc_set,
-    frozenset: _enc_frozenset,
+def _put_frozenset(value: frozenset[Any], ctx: _Context) -> None:
+    _put_sorted(b"z", value, ctx)
+
+
+def _put_sorted(tag: bytes, items: set[Any] | frozenset[Any], ctx: _Context) -> None:
+    parts = sorted([_encode(item, ctx) for item in items])
+    ctx.out.append(tag + _length(len(parts)))
+    ctx.out.extend(parts)
+
+
+_CONTAINERS: dict[type, Callable[[Any, _Context], None]] = {
+    bytes: _put_bytes,
+    bytearray: _put_bytearray,
+    _Encoded: _put_encoded,
+    list: _put_list,
+    tuple: _put_tuple,
+    dict: _put_dict,
+    set: _put_set,
+    frozenset: _put_frozenset,
 }
-"""Encoders of the natively handled types with children."""
+"""Writers of the natively handled types with children or of any size."""
 
 
-def _encode(value: object, ctx: _Context) -> bytes:
+def _put(value: object, ctx: _Context) -> None:
+    """Append the encoding of ``value`` to ``ctx.out``."""
     kind = type(value)
     leaf = _LEAF.get(kind)
     if leaf is not None:
-        return leaf(value)
+        ctx.out.append(leaf(value))
+        return
     container = _CONTAINERS.get(kind)
     if container is not None:
-        return container(value, ctx)
+        container(value, ctx)
+        return
     codec = ctx.codecs.lookup(kind)
     if codec is not None:
-        return _enc_codec(codec, value, ctx)
+        _put_codec(codec, value, ctx)
+        return
     try:
         fallback = _FALLBACKS[kind]
     except KeyError:
         fallback = _FALLBACKS[kind] = _resolve_fallback(kind)
     if fallback is None:
         raise UnhashableValueError(type_name(kind))
-    return fallback(value, ctx)
+    fallback(value, ctx)
 
 
-def _enc_codec(codec: Codec, value: object, ctx: _Context) -> bytes:
+def _encode(value: object, ctx: _Context) -> bytes:
+    """The encoding of ``value`` on its own (to sort by): written apart, then joined."""
+    kind = type(value)
+    leaf = _LEAF.get(kind)
+    if leaf is not None:
+        return leaf(value)
+    outer, outer_big = ctx.out, ctx.big
+    ctx.out, ctx.big = [], []
+    try:
+        _put(value, ctx)
+        return b"".join(ctx.out)
+    finally:
+        ctx.out, ctx.big = outer, outer_big
+
+
+def _put_codec(codec: Codec, value: object, ctx: _Context) -> None:
     ctx.enter(value)
-    body = _encode(codec.reduce(value), ctx)
+    reduced = codec.reduce(value)
+    ctx.out.append(b"C" + _enc_str(codec.name))
+    _put(reduced, ctx)
     ctx.active.remove(id(value))
-    return b"C" + _enc_str(codec.name) + body
 
 
-def _enc_enum(value: enum.Enum, ctx: _Context) -> bytes:
-    return b"E" + _enc_str(type_name(type(value))) + _encode(value.value, ctx)
+def _put_enum(value: enum.Enum, ctx: _Context) -> None:
+    ctx.out.append(b"E" + _enc_str(type_name(type(value))))
+    _put(value.value, ctx)
 
 
-def _enc_fields(tag: bytes, value: object, fields: dict[str, Any], ctx: _Context) -> bytes:
+def _put_fields(tag: bytes, value: object, fields: dict[str, Any], ctx: _Context) -> None:
     ctx.enter(value)
-    body = _enc_dict(fields, ctx)
+    ctx.out.append(tag + _enc_str(type_name(type(value))))
+    _put_dict(fields, ctx)
     ctx.active.remove(id(value))
-    return tag + _enc_str(type_name(type(value))) + body
 
 
-def _enc_pydantic(value: Any, ctx: _Context) -> bytes:
+def _put_pydantic(value: Any, ctx: _Context) -> None:
     fields = {name: getattr(value, name) for name in type(value).model_fields}
     fields.update(getattr(value, "__pydantic_extra__", None) or {})
-    return _enc_fields(b"P", value, fields, ctx)
+    _put_fields(b"P", value, fields, ctx)
 
 
-def _enc_dataclass(value: Any, ctx: _Context) -> bytes:
+def _put_dataclass(value: Any, ctx: _Context) -> None:
     fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    return _enc_fields(b"K", value, fields, ctx)
+    _put_fields(b"K", value, fields, ctx)
 
 
-def _enc_path(value: PurePath, _ctx: _Context) -> bytes:
-    return b"p" + _enc_str(type_name(type(value))) + _enc_str(value.as_posix())
+def _put_path(value: PurePath, ctx: _Context) -> None:
+    ctx.out.append(b"p" + _enc_str(type_name(type(value))) + _enc_str(value.as_posix()))
 
 
-def _enc_native_subclass(base: type, value: object, ctx: _Context) -> bytes:
+def _put_native_subclass(base: type, value: object, ctx: _Context) -> None:
     if getattr(value, "__dict__", None):
         raise UnhashableValueError(type_name(type(value)))
+    ctx.out.append(b"B" + _enc_str(type_name(type(value))))
     leaf = _LEAF.get(base)
-    body = leaf(value) if leaf is not None else _CONTAINERS[base](value, ctx)
-    return b"B" + _enc_str(type_name(type(value))) + body
+    if leaf is not None:
+        ctx.out.append(leaf(value))
+    else:
+        _CONTAINERS[base](value, ctx)
 
 
 def _stateless_native_base(kind: type) -> type | None:
@@ -264,7 +350,7 @@ def _stateless_native_base(kind: type) -> type | None:
     return None
 
 
-_Fallback = Callable[[Any, _Context], bytes]
+_Fallback = Callable[[Any, _Context], None]
 _FALLBACKS: dict[type, _Fallback | None] = {}
 """Per exact type, how to encode it when no registry codec applies; None: unhashable."""
 
@@ -272,35 +358,39 @@ _FALLBACKS: dict[type, _Fallback | None] = {}
 def _resolve_fallback(kind: type) -> _Fallback | None:
     codec = _builtin_codecs.lookup(kind)
     if codec is not None:
-        return partial(_enc_codec, codec)
+        return partial(_put_codec, codec)
     if issubclass(kind, enum.Enum):
-        return _enc_enum
+        return _put_enum
     # A BaseModel instance implies pydantic is imported; this never imports it.
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and issubclass(kind, pydantic.BaseModel):
-        return _enc_pydantic
+        return _put_pydantic
     if dataclasses.is_dataclass(kind):
-        return _enc_dataclass
+        return _put_dataclass
     if issubclass(kind, PurePath):
-        return _enc_path
+        return _put_path
     base = _stateless_native_base(kind)
-    return None if base is None else partial(_enc_native_subclass, base)
+    return None if base is None else partial(_put_native_subclass, base)
 
 
-def _encode_root(value: object, codecs: CodecRegistry | None) -> bytes:
+def _encoded_parts(value: object, codecs: CodecRegistry | None) -> _Context:
+    ctx = _Context(default_codecs if codecs is None else codecs)
     try:
-        return _encode(value, _Context(default_codecs if codecs is None else codecs))
+        _put(value, ctx)
     except RecursionError:
         raise ValueError(
             f"cannot content-hash this {type_name(type(value))}: it is nested deeper than the "
             "recursion limit allows, or a codec's reduce returns values needing that codec again"
         ) from None
+    return ctx
 
 
 def canonical_bytes(value: object, codecs: CodecRegistry | None = None) -> bytes:
     """The versioned canonical encoding of ``value`` (see the module docstring)."""
     leaf = _LEAF.get(type(value))
-    return _HEADER + (leaf(value) if leaf is not None else _encode_root(value, codecs))
+    if leaf is not None:
+        return _HEADER + leaf(value)
+    return b"".join([_HEADER, *_encoded_parts(value, codecs).out])
 
 
 def content_hash(value: object, codecs: CodecRegistry | None = None) -> ContentHash:
@@ -310,8 +400,20 @@ def content_hash(value: object, codecs: CodecRegistry | None = None) -> ContentH
     for a value that contains itself.
     """
     leaf = _LEAF.get(type(value))
-    body = leaf(value) if leaf is not None else _encode_root(value, codecs)
-    return ContentHash("sha256:" + sha256(_HEADER + body).hexdigest())
+    if leaf is not None:
+        return ContentHash("sha256:" + sha256(_HEADER + leaf(value)).hexdigest())
+    ctx = _encoded_parts(value, codecs)
+    out = ctx.out
+    digest = sha256(_HEADER)
+    done = 0
+    # Small parts joined, large ones hashed where they lie: one pass, no large copies.
+    for at in ctx.big:
+        if at > done:
+            digest.update(b"".join(out[done:at]))
+        digest.update(out[at])
+        done = at + 1
+    digest.update(b"".join(out[done:]) if done else b"".join(out))
+    return ContentHash("sha256:" + digest.hexdigest())
 
 
 def combine_hashes(parts: Iterable[str]) -> ContentHash:
