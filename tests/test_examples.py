@@ -30,6 +30,7 @@ EXPECTED: dict[str, str] = {
     "event_store.py": "February salary: 100 as known before the fix, 110 as known now",
     "bridge_push.py": "3 events delivered, 1 resend dropped by Idempotency-Key, cursor at seq 3",
     "sql_load.py": "customer 7: bronze [2026-01-01, 2026-01-10) -> silver [2026-01-10, 2026-01-20)",
+    "rag.py": "answer from sourdough; lineage reaches the documents: True",
 }
 # Examples that talk to a Kafka broker get the session's (PIRN_LIKE_KAFKA).
 NEEDS_KAFKA = {"service.py"}
