@@ -130,6 +130,27 @@ def test_a_dict_with_several_nan_keys_hashes_whatever_its_order() -> None:
     )
 
 
+def test_dicts_in_a_list_encode_as_they_do_alone() -> None:
+    # Records in a list reuse their key layout; keys equal but of another type must not.
+    class Key(enum.StrEnum):
+        A = "a"
+
+    records: list[dict[Any, Any]] = [
+        {"b": 1, "a": [2]},
+        {"a": 3, "b": None},
+        {Key.A: 1, "b": 2},
+        {"a": 1, "b": 2},
+        {1: "x"},
+        {"b": {"a": 1}, "a": ()},
+    ]
+    header = len(canonical_bytes(None)) - 1
+    alone = [canonical_bytes(r)[header:] for r in records]
+    assert canonical_bytes(records) == b"".join(
+        [canonical_bytes(None)[:header], b"l", len(records).to_bytes(8, "big"), *alone]
+    )
+    assert content_hash([{Key.A: 1}]) != content_hash([{"a": 1}])
+
+
 def test_every_nan_is_the_same_value() -> None:
     payload_nan = struct.unpack(">d", bytes.fromhex("7ff0000000000123"))[0]
     negative_nan = -math.nan

@@ -87,10 +87,12 @@ _CANONICAL_NAN = bytes.fromhex("7ff8000000000000")
 
 _BIG = 1 << 16
 """Parts at least this long go to sha256 as they are, never copied into a joined buffer."""
+_LAYOUTS = 256
+"""Key tuples of string-keyed dicts remembered per encoding."""
 
 
 class _Context:
-    __slots__ = ("active", "big", "codecs", "out")
+    __slots__ = ("active", "big", "codecs", "layouts", "out")
 
     def __init__(self, codecs: CodecRegistry) -> None:
         self.codecs = codecs
@@ -100,6 +102,9 @@ class _Context:
         """The encoding so far, in parts: containers append their children's in place."""
         self.big: list[int] = []
         """Positions in ``out`` of parts of at least ``_BIG`` bytes."""
+        self.layouts: dict[tuple[str, ...], list[tuple[bytes, str]]] = {}
+        """Per key tuple of dicts with string keys: each key's bytes, in encoding order
+        (a list of records repeats one key tuple; its keys are encoded once)."""
 
     def enter(self, value: object) -> None:
         key = id(value)
@@ -169,9 +174,12 @@ def _put_encoded(value: _Encoded, ctx: _Context) -> None:
 def _put_items(items: Iterable[Any], ctx: _Context) -> None:
     out = ctx.out
     for item in items:
-        leaf = _LEAF.get(type(item))  # inlined for leaves: most items are
+        kind = type(item)
+        leaf = _LEAF.get(kind)  # inlined for leaves: most items are
         if leaf is not None:
             out.append(leaf(item))
+        elif kind is dict:
+            _put_record(item, ctx)
         else:
             _put(item, ctx)
 
@@ -220,6 +228,45 @@ def _put_dict(value: dict[Any, Any], ctx: _Context) -> None:
         else:
             _put(item, ctx)
     ctx.active.remove(id(value))
+
+
+def _put_record(value: dict[Any, Any], ctx: _Context) -> None:
+    """A dict inside a list or tuple: records repeat their keys, so a dict whose keys are
+    all ``str`` takes their bytes and order from the first dict with the same keys."""
+    keys = tuple(value)
+    layout = ctx.layouts.get(keys)
+    # Equal tuples may hold str subclasses (a StrEnum member equals its value): exact only.
+    if layout is None or not all(type(key) is str for key in keys):
+        layout = _string_key_layout(keys, ctx)
+        if layout is None:
+            _put_dict(value, ctx)
+            return
+    ctx.enter(value)
+    out = ctx.out
+    out.append(b"d" + _length(len(keys)))
+    for encoded, key in layout:
+        out.append(encoded)
+        item = value[key]
+        leaf = _LEAF.get(type(item))
+        if leaf is not None:
+            out.append(leaf(item))
+        else:
+            _put(item, ctx)
+    ctx.active.remove(id(value))
+
+
+def _string_key_layout(keys: tuple[Any, ...], ctx: _Context) -> list[tuple[bytes, str]] | None:
+    """The keys' bytes in encoding order if every key is a ``str`` (remembered), else None.
+
+    Keys encode prefix-free, so while they differ the order of their bytes is the order of
+    the entries' bytes, and values need not be encoded apart; distinct strings always differ.
+    """
+    if not all(type(key) is str for key in keys):
+        return None
+    layout = sorted([(_enc_str(key), key) for key in keys])
+    if len(ctx.layouts) < _LAYOUTS:
+        ctx.layouts[keys] = layout
+    return layout
 
 
 _key_bytes = itemgetter(0)
