@@ -43,6 +43,7 @@ from _dispatch_knots import (
     run_alongside,
 )
 from _fixtures_valkey import free_port
+from _polling import wait_until
 from celery import Celery
 
 from pirn_like import (
@@ -177,6 +178,38 @@ async def test_a_long_knot_keeps_beating_and_is_not_taken_for_lost(
             result = await t.run()
     assert result.outputs["s"] == "finished"
     assert marker.exists()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_heartbeats_live_under_their_own_key_which_goes_when_the_knot_ends(
+    celery_app: Celery, tmp_path: Path
+) -> None:
+    client = celery_app.backend.client
+    earlier = set(await anyio.to_thread.run_sync(client.keys, "pirn-like-beat-*"))
+    # (A worker killed whole by another test leaves its key until the key's TTL.)
+
+    async def new_beat_keys() -> set[bytes]:
+        return set(await anyio.to_thread.run_sync(client.keys, "pirn-like-beat-*")) - earlier
+
+    async def beating() -> bool:
+        return bool(await new_beat_keys())
+
+    async def gone() -> bool:
+        return not await new_beat_keys()
+
+    async def while_it_runs(listener: anyio.abc.SocketListener) -> None:
+        reporter = await accept_reporter(listener)
+        await reporter.pid()  # the knot runs
+        await wait_until(beating, deadline=10)
+
+    dispatcher = CeleryDispatcher(celery_app, heartbeat=0.1)
+    async with listening() as (port, listener), Tapestry(dispatcher=dispatcher) as t:
+        marker = str(tmp_path / "finished")
+        report_then_mark(port=port, seconds=1.0, marker=marker, _config=KnotConfig(id="s"))
+        with anyio.fail_after(30):
+            result = await run_alongside(t, partial(while_it_runs, listener))
+    assert result.outputs["s"] == "finished"
+    await wait_until(gone, deadline=10)  # the beat thread deletes its key once the knot ends
 
 
 async def _kill_whole_worker(worker: CeleryWorker, listener: anyio.abc.SocketListener) -> None:

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import _polling as polling
 import anyio
 import pytest
 from _fixtures_valkey import free_port
@@ -67,12 +68,7 @@ async def make(lease_url: str) -> AsyncIterator[MakeLease]:
 
 
 async def wait_until(condition: Callable[[], Awaitable[bool]], deadline: float = DEADLINE) -> None:
-    """Poll an async condition until it holds, failing after ``deadline`` seconds."""
-    with anyio.fail_after(deadline):
-        while True:
-            if await condition():
-                return
-            await anyio.sleep(0.02)
+    await polling.wait_until(condition, deadline)
 
 
 # -- conformance: every store -------------------------------------------------------

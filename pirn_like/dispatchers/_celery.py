@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
 import threading
@@ -55,6 +56,11 @@ _REVOKE_DEADLINE = 10.0
 _LONGEST_WAIT = 1.0
 """Seconds a waiting thread blocks before it looks at the heartbeat and for cancellation."""
 
+_BEAT_KEY = "pirn-like-beat-{}"
+"""Where a Redis/ValKey result backend keeps a running task's heartbeat."""
+_BEAT_KEY_TTL = 60
+"""Seconds a heartbeat outlives its last beat (a worker killed whole never deletes it)."""
+
 
 def register_celery_task(app: Celery, *, pickle_key: bytes | None = None) -> Task:
     """Register the task ``CeleryDispatcher`` sends (``pirn_like.run_knot``) on ``app``.
@@ -91,25 +97,34 @@ def _run_knot(task: Task, payload: str, heartbeat: float | None = None) -> str:
 
 @contextmanager
 def _beating(task: Task, every: float | None) -> Generator[None]:
-    """Mark the task STARTED, with a beat counter that grows every ``every`` seconds
-    until the block ends: the dispatcher sees a worker die by the counter stopping."""
+    """Beat every ``every`` seconds until the block ends, with a counter that grows: the
+    dispatcher sees a worker die by the counter stopping."""
     if every is None:
         yield
         return
     task_id: str = task.request.id
     backend = task.backend  # thread-safe; the heartbeat thread has no task context
+    apart = _beats_apart(backend)
     worker = {"hostname": task.request.hostname, "pid": os.getpid()}
+    ttl = max(_BEAT_KEY_TTL, int(every * _MISSED_BEATS) + 1)
     stop = threading.Event()
 
     def beat() -> None:
         count = 0
         while True:
+            info = {**worker, "beat": count}
             try:
-                backend.store_result(task_id, {**worker, "beat": count}, "STARTED")
+                if apart:
+                    backend.set(_BEAT_KEY.format(task_id), json.dumps(info), expires=ttl)
+                else:
+                    backend.store_result(task_id, info, "STARTED")
             except Exception:
                 _log.warning("heartbeat of task %s not stored", task_id, exc_info=True)
             count += 1
             if stop.wait(every):
+                if apart:
+                    with suppress(Exception):
+                        backend.delete(_BEAT_KEY.format(task_id))
                 return
 
     thread = threading.Thread(target=beat, name=f"pirn_like heartbeat {task_id}", daemon=True)
@@ -118,7 +133,30 @@ def _beating(task: Task, every: float | None) -> Generator[None]:
         yield
     finally:
         stop.set()
-        thread.join()  # the last beat lands before the result, never over it
+        if not apart:
+            thread.join()  # a STARTED beat must land before the result, never over it
+
+
+def _beats_apart(backend: Any) -> bool:
+    """Whether beats live under a key of their own (a Redis or ValKey backend): they then
+    neither touch the task's result nor wake the dispatcher waiting on it, and the task
+    never waits for a beat to land. Other backends mark the task STARTED instead."""
+    try:
+        from celery.backends.redis import RedisBackend
+    except ImportError:  # the redis client is not installed: not a Redis backend
+        return False
+    return isinstance(backend, RedisBackend)
+
+
+def _read_beat(backend: Any, task_id: str | None) -> Mapping[str, Any] | None:
+    """The last heartbeat of a running task, or None if it has not beaten (yet)."""
+    if _beats_apart(backend):
+        raw = backend.get(_BEAT_KEY.format(task_id))
+        info = json.loads(raw) if raw else None
+    else:
+        meta = backend.get_task_meta(task_id, cache=False)
+        info = meta.get("result") if meta.get("status") == "STARTED" else None
+    return info if isinstance(info, dict) else None
 
 
 class CeleryDispatcher:
@@ -153,7 +191,9 @@ class CeleryDispatcher:
     discarded. Celery never retries: the knot's ``RetryPolicy`` decides. A pool process
     that dies mid-knot raises ``WorkerLostError`` at once. While a knot runs its worker
     beats every ``heartbeat`` seconds; after three missed beats (a worker killed
-    whole, or unreachable) the knot raises ``WorkerLostError``. A worker killed before
+    whole, or unreachable) the knot raises ``WorkerLostError``. With a Redis or ValKey
+    result backend the beats live under a key of their own (``pirn-like-beat-<task
+    id>``), off the task's path; other backends mark the task STARTED. A worker killed before
     starting a knot leaves it queued, and only the knot's ``KnotConfig(timeout=)``
     bounds the wait; so does a worker without the task registered.
     """
@@ -313,7 +353,7 @@ class CeleryDispatcher:
             except CeleryTimeout:
                 if abandoned.is_set():
                     return None
-                lost = watch.check(self.app.backend.get_task_meta(result.id, cache=False))
+                lost = watch.check(_read_beat(self.app.backend, result.id))
                 if lost is not None:
                     raise worker_lost(call, watch.worker, lost) from None
                 continue
@@ -329,10 +369,9 @@ class _Watch:
         self._since = time.monotonic()
         self.worker = "of the Celery app"
 
-    def check(self, meta: Mapping[str, Any]) -> str | None:
+    def check(self, info: Mapping[str, Any] | None) -> str | None:
         """Why the worker counts as lost, or None while it beats (or has not started)."""
-        info = meta.get("result")
-        if meta.get("status") != "STARTED" or not isinstance(info, dict):
+        if info is None:
             return None  # queued, or already finished: get() returns next time
         self.worker = f"{info.get('hostname')} (pid {info.get('pid')})"
         now = time.monotonic()
